@@ -1,0 +1,94 @@
+import type { Client, Config } from "@libsql/client/web";
+import type { LibSQLDatabase } from "drizzle-orm/libsql/driver-core";
+import { drizzle } from "drizzle-orm/libsql/web";
+import * as catalogSchema from "./schema/catalog";
+import * as regionSchema from "./schema/region";
+
+export type CatalogDb = LibSQLDatabase<typeof catalogSchema>;
+export type RegionDb = LibSQLDatabase<typeof regionSchema>;
+
+/** `createClient` from `@libsql/client` (Node, native) or `@libsql/client/web` (Workers). */
+export type CreateLibsqlClient = (config: Config) => Client;
+
+export interface DatabaseLocation {
+	/** What this database is for, used in error messages: "catalog" or "region eu-central". */
+	label: string;
+	url: string;
+	authToken?: string | undefined;
+}
+
+const SUPPORTED_SCHEMES = ["file:", "libsql:", "http:", "https:", "ws:", "wss:"];
+
+/** A URL safe to print: user info and query parameters (auth tokens) removed. */
+export function redactUrl(url: string): string {
+	if (url === ":memory:" || url.startsWith("file:")) return url.split("?")[0] ?? url;
+	try {
+		const u = new URL(url);
+		u.username = "";
+		u.password = "";
+		u.search = "";
+		return u.toString();
+	} catch {
+		return "<unparseable url>";
+	}
+}
+
+export function isSupportedDatabaseUrl(url: string): boolean {
+	return url === ":memory:" || SUPPORTED_SCHEMES.some((s) => url.startsWith(s));
+}
+
+export class DatabaseOpenError extends Error {
+	constructor(
+		readonly location: DatabaseLocation,
+		cause: unknown,
+	) {
+		const reason = cause instanceof Error ? cause.message : String(cause);
+		super(
+			`cannot open the ${location.label} database at ${redactUrl(location.url)}: ${scrub(reason, location)}`,
+		);
+		this.name = "DatabaseOpenError";
+	}
+}
+
+function scrub(message: string, location: DatabaseLocation): string {
+	let out = message;
+	if (location.authToken) out = out.split(location.authToken).join("<redacted>");
+	if (location.url !== redactUrl(location.url))
+		out = out.split(location.url).join(redactUrl(location.url));
+	return out;
+}
+
+/** Opens a libSQL client and proves it answers, so a bad URL fails at start, not mid-request. */
+export async function openLibsql(
+	createClient: CreateLibsqlClient,
+	location: DatabaseLocation,
+): Promise<Client> {
+	if (!isSupportedDatabaseUrl(location.url)) {
+		throw new DatabaseOpenError(
+			location,
+			new Error(`unsupported URL scheme (use file:, :memory:, libsql:, http: or https:)`),
+		);
+	}
+	let client: Client | undefined;
+	try {
+		client = createClient({ url: location.url, authToken: location.authToken });
+		await client.execute("select 1");
+		// Embedded files: WAL lets the edge read while jobs write; wait instead of failing on a busy lock.
+		if (location.url.startsWith("file:")) {
+			await client.execute("pragma journal_mode = wal");
+			await client.execute("pragma busy_timeout = 5000");
+		}
+		return client;
+	} catch (err) {
+		client?.close();
+		throw new DatabaseOpenError(location, err);
+	}
+}
+
+export function catalogDb(client: Client): CatalogDb {
+	return drizzle(client, { schema: catalogSchema });
+}
+
+export function regionDb(client: Client): RegionDb {
+	return drizzle(client, { schema: regionSchema });
+}

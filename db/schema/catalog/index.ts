@@ -1,0 +1,3 @@
+export * from "./api-tokens";
+export * from "./hostnames";
+export * from "./regions";

@@ -1,0 +1,43 @@
+import type { z } from "zod";
+import type { Capabilities, ProviderByKind, ProviderKind } from "./types";
+
+/** Everything a provider may need from the running platform, injected by the entry. */
+export interface ProviderDeps {
+	// Filled in by the entry: the control store, the secret box, the clock, the logger.
+	[dep: string]: unknown;
+}
+
+export interface ProviderFactory<K extends ProviderKind = ProviderKind> {
+	kind: K;
+	type: string;
+	/** zod schema for `settings`; its issues are reported under `$.providers.<name>.settings`. */
+	settingsSchema: z.ZodType;
+	/** Setting keys holding URLs that must be https:// (loopback excepted). */
+	endpointSettings: readonly string[];
+	create(input: {
+		name: string;
+		settings: unknown;
+		capabilities: Capabilities;
+		deps: ProviderDeps;
+	}): ProviderByKind[K];
+}
+
+/** Maps (kind, type) to a factory. Adding a provider adds one `register` call, not a branch. */
+export class ProviderRegistry {
+	readonly #factories = new Map<string, ProviderFactory>();
+
+	register<K extends ProviderKind>(factory: ProviderFactory<K>): this {
+		const key = `${factory.kind}:${factory.type}`;
+		if (this.#factories.has(key)) throw new Error(`provider ${key} is already registered`);
+		this.#factories.set(key, factory as unknown as ProviderFactory);
+		return this;
+	}
+
+	get<K extends ProviderKind>(kind: K, type: string): ProviderFactory<K> | undefined {
+		return this.#factories.get(`${kind}:${type}`) as ProviderFactory<K> | undefined;
+	}
+
+	types(kind: ProviderKind): string[] {
+		return [...this.#factories.values()].filter((f) => f.kind === kind).map((f) => f.type);
+	}
+}

@@ -1,0 +1,84 @@
+export type ProviderKind = "dns" | "issuer" | "storage" | "relay";
+export const PROVIDER_KINDS: readonly ProviderKind[] = ["dns", "issuer", "storage", "relay"];
+
+/**
+ * Where a provider keeps and processes what it is given. A jurisdiction code ("EU", "US"),
+ * "regional" for embedded providers that work only inside the region that runs them (the
+ * region's own database, its own CA key), or "global" for a provider with no such promise.
+ */
+export type Jurisdiction = string;
+
+export interface Capabilities {
+	jurisdiction: Jurisdiction;
+	/** True when the customer, not the platform, operates the provider and holds its credentials. */
+	customerControlled: boolean;
+	[extra: string]: unknown;
+}
+
+export interface DnsCapabilities extends Capabilities {
+	recordTypes: ReadonlyArray<"A" | "AAAA" | "CNAME" | "TXT">;
+	wildcard: boolean;
+	minTtl: number;
+}
+
+export type DnsRecordType = "A" | "AAAA" | "CNAME" | "TXT";
+
+export interface DnsRecordSet {
+	/** Fully qualified, lower case, no trailing dot. */
+	name: string;
+	type: DnsRecordType;
+	ttl: number;
+	values: string[];
+}
+
+export interface DnsProvider {
+	readonly capabilities: DnsCapabilities;
+	/** Creates or replaces the whole record set (name, type). Idempotent. */
+	upsert(record: DnsRecordSet): Promise<void>;
+	/** Removes the record set (name, type); removing what is absent is not an error. */
+	remove(name: string, type: DnsRecordType): Promise<void>;
+	/** Record sets this provider manages under `zone` (or everywhere it serves when omitted). */
+	list(zone?: string): Promise<DnsRecordSet[]>;
+}
+
+export interface IssuedCertificate {
+	/** Leaf first, then intermediates, PEM. */
+	chainPem: string;
+	/** PKCS#8 PEM of the leaf key: callers encrypt it before it touches a database. */
+	privateKeyPem: string;
+	serial: string;
+	notBefore: Date;
+	notAfter: Date;
+}
+
+export interface IssueRequest {
+	tenantId: string;
+	regionId: string;
+	hostnames: string[];
+}
+
+export interface CertificateIssuer {
+	readonly capabilities: Capabilities;
+	issue(request: IssueRequest): Promise<IssuedCertificate>;
+	/** PEM roots a client must trust to verify what this issuer signs for `regionId`. */
+	trustAnchors(regionId: string): Promise<string[]>;
+}
+
+/** Where keys and certificates rest. The regional default is the region's own database. */
+export interface StorageProvider {
+	readonly capabilities: Capabilities;
+}
+
+/** How the edge reaches the data plane. The default relays directly to instance URLs. */
+export interface RelayProvider {
+	readonly capabilities: Capabilities;
+	/** The URL the edge should connect to for an instance URL. */
+	target(instanceUrl: string): string;
+}
+
+export interface ProviderByKind {
+	dns: DnsProvider;
+	issuer: CertificateIssuer;
+	storage: StorageProvider;
+	relay: RelayProvider;
+}
