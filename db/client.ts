@@ -50,11 +50,11 @@ export class DatabaseOpenError extends Error {
 	}
 }
 
+/** Removes credentials from a driver's message: URL user info, token query values, the token. */
 function scrub(message: string, location: DatabaseLocation): string {
-	let out = message;
+	let out = message.replace(/(\/\/)[^/\s@]+@/g, "$1");
+	out = out.replace(/([?&](?:authToken|auth_token|token|jwt)=)[^&\s]+/gi, "$1<redacted>");
 	if (location.authToken) out = out.split(location.authToken).join("<redacted>");
-	if (location.url !== redactUrl(location.url))
-		out = out.split(location.url).join(redactUrl(location.url));
 	return out;
 }
 

@@ -15,8 +15,6 @@ export function defaultConfig(dataDir = "data"): z.input<typeof configSchema> {
 	return {
 		baseDomain: "localhost",
 		dataDir,
-		masterKey: { file: `${dataDir}/master.key` },
-		catalog: { url: `file:${dataDir}/catalog.db` },
 		regions: [
 			{ id: "eu-central", jurisdiction: "EU", database: { url: `file:${dataDir}/eu-central.db` } },
 			{ id: "us-east", jurisdiction: "US", database: { url: `file:${dataDir}/us-east.db` } },
@@ -36,8 +34,8 @@ export function defaultConfig(dataDir = "data"): z.input<typeof configSchema> {
 			direct: { kind: "relay", type: "direct", capabilities: { jurisdiction: "regional" } },
 		},
 		profiles: {
-			standard: { providers: embedded },
-			sovereign: { providers: embedded },
+			standard: { providers: { ...embedded } },
+			sovereign: { providers: { ...embedded } },
 			byo: { providers: { storage: "regional-store", relay: "direct" } },
 		},
 	};

@@ -73,8 +73,10 @@ export const configSchema = z.strictObject({
 			api: port.default(8787),
 		})
 		.default({ https: 8443, http: 8080, api: 8787 }),
-	masterKey: masterKeySchema.default({ file: "data/master.key" }),
-	catalog: databaseSchema.default({ url: "file:data/catalog.db" }),
+	/** Where the master key comes from; defaults to `<dataDir>/master.key`. */
+	masterKey: masterKeySchema.optional(),
+	/** The catalog database; defaults to `file:<dataDir>/catalog.db`. */
+	catalog: databaseSchema.optional(),
 	regions: z.array(regionSchema).min(1, "at least one region is required"),
 	providers: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/), providerSchema).default({}),
 	profiles: z.strictObject({
@@ -88,3 +90,13 @@ export type CastellanConfig = z.infer<typeof configSchema>;
 export type RegionConfig = z.infer<typeof regionSchema>;
 export type ProviderConfig = z.infer<typeof providerSchema>;
 export type ProfileConfig = z.infer<typeof profileSchema>;
+
+export type MasterKeySource = z.infer<typeof masterKeySchema>;
+
+export function masterKeySource(config: CastellanConfig): MasterKeySource {
+	return config.masterKey ?? { file: `${config.dataDir}/master.key` };
+}
+
+export function catalogLocation(config: CastellanConfig): z.infer<typeof databaseSchema> {
+	return config.catalog ?? { url: `file:${config.dataDir}/catalog.db` };
+}

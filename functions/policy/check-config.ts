@@ -2,6 +2,7 @@ import type { z } from "zod";
 import { isSupportedDatabaseUrl } from "../../db/client";
 import {
 	type CastellanConfig,
+	catalogLocation,
 	configSchema,
 	PROFILE_NAMES,
 	type ProfileName,
@@ -34,7 +35,7 @@ export function checkConfig(input: unknown, registry: ProviderRegistry): ConfigC
 function checkRegions(config: CastellanConfig): Violation[] {
 	const out: Violation[] = [];
 	const ids = new Set<string>();
-	if (!isSupportedDatabaseUrl(config.catalog.url)) {
+	if (!isSupportedDatabaseUrl(catalogLocation(config).url)) {
 		out.push({ path: "$.catalog.url", rule: unsupportedUrl });
 	}
 	config.regions.forEach((region, i) => {

@@ -1,22 +1,21 @@
 import type { z } from "zod";
+import type { PlatformProviderDeps } from "./deps";
 import type { Capabilities, ProviderByKind, ProviderKind } from "./types";
 
 /** Everything a provider may need from the running platform, injected by the entry. */
-export interface ProviderDeps {
-	// Filled in by the entry: the control store, the secret box, the clock, the logger.
-	[dep: string]: unknown;
-}
+export type ProviderDeps = PlatformProviderDeps;
 
-export interface ProviderFactory<K extends ProviderKind = ProviderKind> {
+export interface ProviderFactory<K extends ProviderKind = ProviderKind, S = unknown> {
 	kind: K;
 	type: string;
 	/** zod schema for `settings`; its issues are reported under `$.providers.<name>.settings`. */
-	settingsSchema: z.ZodType;
+	settingsSchema: z.ZodType<S>;
 	/** Setting keys holding URLs that must be https:// (loopback excepted). */
 	endpointSettings: readonly string[];
+	/** `settings` has already been parsed by `settingsSchema` (see build-providers.ts). */
 	create(input: {
 		name: string;
-		settings: unknown;
+		settings: S;
 		capabilities: Capabilities;
 		deps: ProviderDeps;
 	}): ProviderByKind[K];
@@ -26,7 +25,7 @@ export interface ProviderFactory<K extends ProviderKind = ProviderKind> {
 export class ProviderRegistry {
 	readonly #factories = new Map<string, ProviderFactory>();
 
-	register<K extends ProviderKind>(factory: ProviderFactory<K>): this {
+	register<K extends ProviderKind, S>(factory: ProviderFactory<K, S>): this {
 		const key = `${factory.kind}:${factory.type}`;
 		if (this.#factories.has(key)) throw new Error(`provider ${key} is already registered`);
 		this.#factories.set(key, factory as unknown as ProviderFactory);

@@ -33,7 +33,10 @@ export interface DnsRecordSet {
 
 export interface DnsProvider {
 	readonly capabilities: DnsCapabilities;
-	/** Creates or replaces the whole record set (name, type). Idempotent. */
+	/**
+	 * Creates or replaces the whole record set (name, type). Idempotent. A TTL below
+	 * `capabilities.minTtl` is raised to it (the closest the provider can do), never refused.
+	 */
 	upsert(record: DnsRecordSet): Promise<void>;
 	/** Removes the record set (name, type); removing what is absent is not an error. */
 	remove(name: string, type: DnsRecordType): Promise<void>;

@@ -1,0 +1,23 @@
+import type { ControlStore } from "../../db/store";
+import type { CastellanConfig } from "../config/schema";
+import type { ProviderLookup } from "../providers/build-providers";
+import type { ProviderRegistry } from "../providers/registry";
+import type { Clock, Logger } from "../runtime";
+import type { SecretBox } from "../secrets/secret-box";
+
+/** What every service call receives: built once at the entry, plus who is acting. */
+export interface Platform {
+	config: CastellanConfig;
+	store: ControlStore;
+	registry: ProviderRegistry;
+	providers: ProviderLookup;
+	secrets: SecretBox;
+	clock: Clock;
+	logger: Logger;
+}
+
+export interface ServiceContext {
+	platform: Platform;
+	/** Audit actor: `token:<id>`, `cli`, `system:<job>`. */
+	actor: string;
+}

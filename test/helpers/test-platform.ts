@@ -1,0 +1,47 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultConfig } from "../../functions/config/default-config";
+import { type OpenPlatform, openPlatform } from "../../functions/node/open-platform";
+import { checkConfig } from "../../functions/policy/check-config";
+import { formatViolation } from "../../functions/policy/violations";
+import { createDefaultRegistry } from "../../functions/providers/default-registry";
+import type { Clock } from "../../functions/runtime";
+
+export interface TestPlatform {
+	platform: OpenPlatform;
+	dir: string;
+	close(): void;
+}
+
+/**
+ * The real platform (real libSQL files, real master key file, real providers) on the built-in
+ * default config, rooted in a fresh temporary directory. `edit` may change the document first.
+ */
+export async function createTestPlatform(
+	options: {
+		edit?: (doc: ReturnType<typeof defaultConfig>) => void;
+		clock?: Clock;
+		dir?: string;
+	} = {},
+): Promise<TestPlatform> {
+	const dir = options.dir ?? mkdtempSync(join(tmpdir(), "castellan-platform-"));
+	const doc = defaultConfig(dir);
+	options.edit?.(doc);
+	const checked = checkConfig(doc, createDefaultRegistry());
+	if (!checked.ok) throw new Error(checked.violations.map(formatViolation).join("\n"));
+	const platform = await openPlatform({
+		config: checked.config,
+		env: {},
+		migrate: true,
+		clock: options.clock,
+	});
+	return {
+		platform,
+		dir,
+		close() {
+			platform.close();
+			if (!options.dir) rmSync(dir, { recursive: true, force: true });
+		},
+	};
+}
