@@ -71,13 +71,16 @@ export async function openLibsql(
 	}
 	let client: Client | undefined;
 	try {
-		client = createClient({ url: location.url, authToken: location.authToken });
+		const embedded = location.url.startsWith("file:");
+		// Embedded files: every pooled connection waits up to 5 s on a lock instead of failing.
+		client = createClient({
+			url: location.url,
+			authToken: location.authToken,
+			...(embedded ? { timeout: 5000 } : {}),
+		});
 		await client.execute("select 1");
-		// Embedded files: WAL lets the edge read while jobs write; wait instead of failing on a busy lock.
-		if (location.url.startsWith("file:")) {
-			await client.execute("pragma journal_mode = wal");
-			await client.execute("pragma busy_timeout = 5000");
-		}
+		// WAL (persistent per file) lets the edge and the CLI read while jobs write.
+		if (embedded) await client.execute("pragma journal_mode = wal");
 		return client;
 	} catch (err) {
 		client?.close();

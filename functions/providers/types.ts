@@ -1,4 +1,6 @@
-export type ProviderKind = "dns" | "issuer" | "storage" | "relay";
+import type { ProviderKind } from "../../db/schema/region/provider-bindings";
+
+export type { ProviderKind };
 export const PROVIDER_KINDS: readonly ProviderKind[] = ["dns", "issuer", "storage", "relay"];
 
 /**

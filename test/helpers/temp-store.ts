@@ -1,10 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createClient } from "@libsql/client";
-import { migrate } from "drizzle-orm/libsql/migrator";
 import { type ControlStore, openStore, type StoreLocations } from "../../db/store";
+import { migrateStore } from "../../functions/node/migrate";
 
 export interface TempRegion {
 	id: string;
@@ -33,11 +32,6 @@ export const DEFAULT_TEMP_REGIONS: TempRegion[] = [
 	{ id: "us-east", jurisdiction: "US" },
 ];
 
-const MIGRATIONS = {
-	catalog: fileURLToPath(new URL("../../db/migrations/catalog", import.meta.url)),
-	region: fileURLToPath(new URL("../../db/migrations/region", import.meta.url)),
-};
-
 /** A ControlStore on real libSQL files in a fresh temporary directory, migrated. */
 export async function createTempStore(options: TempStoreOptions = {}): Promise<TempStore> {
 	const dir = mkdtempSync(join(tmpdir(), "castellan-"));
@@ -59,10 +53,7 @@ export async function createTempStore(options: TempStoreOptions = {}): Promise<T
 	};
 	try {
 		if (options.migrate ?? true) {
-			await migrate(store.catalog, { migrationsFolder: MIGRATIONS.catalog });
-			for (const region of store.regions()) {
-				await migrate(region.db, { migrationsFolder: MIGRATIONS.region });
-			}
+			await migrateStore(store);
 		}
 	} catch (err) {
 		close();
