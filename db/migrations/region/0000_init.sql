@@ -35,6 +35,18 @@ CREATE TABLE `certificates` (
 --> statement-breakpoint
 CREATE INDEX `certificates_not_after_idx` ON `certificates` (`status`,`not_after`);--> statement-breakpoint
 CREATE INDEX `certificates_tenant_idx` ON `certificates` (`tenant_id`,`hostname`);--> statement-breakpoint
+CREATE TABLE `custom_domains` (
+	`hostname` text PRIMARY KEY NOT NULL,
+	`tenant_id` text NOT NULL,
+	`verification` text NOT NULL,
+	`token` text NOT NULL,
+	`status` text NOT NULL,
+	`verified_at` integer,
+	`created_at` integer NOT NULL,
+	`updated_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `custom_domains_tenant_idx` ON `custom_domains` (`tenant_id`);--> statement-breakpoint
 CREATE TABLE `dns_records` (
 	`id` text PRIMARY KEY NOT NULL,
 	`tenant_id` text NOT NULL,
@@ -97,6 +109,20 @@ CREATE TABLE `provider_bindings` (
 	PRIMARY KEY(`tenant_id`, `kind`)
 );
 --> statement-breakpoint
+CREATE TABLE `outbound_webhooks` (
+	`id` text PRIMARY KEY NOT NULL,
+	`platform_id` text NOT NULL,
+	`tenant_id` text NOT NULL,
+	`type` text NOT NULL,
+	`payload` text NOT NULL,
+	`attempts` integer DEFAULT 0 NOT NULL,
+	`next_attempt_at` integer,
+	`delivered_at` integer,
+	`last_error` text,
+	`created_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `outbound_webhooks_due_idx` ON `outbound_webhooks` (`delivered_at`,`next_attempt_at`);--> statement-breakpoint
 CREATE TABLE `provisioning_jobs` (
 	`id` text PRIMARY KEY NOT NULL,
 	`tenant_id` text NOT NULL,
@@ -107,6 +133,10 @@ CREATE TABLE `provisioning_jobs` (
 	`attempts` integer DEFAULT 0 NOT NULL,
 	`next_attempt_at` integer,
 	`last_error` text,
+	`event_id` text,
+	`lease_holder` text,
+	`lease_expires_at` integer,
+	`result` text,
 	`created_at` integer NOT NULL,
 	`updated_at` integer NOT NULL
 );
@@ -114,7 +144,9 @@ CREATE TABLE `provisioning_jobs` (
 CREATE INDEX `provisioning_jobs_due_idx` ON `provisioning_jobs` (`state`,`next_attempt_at`);--> statement-breakpoint
 CREATE TABLE `webhook_events` (
 	`id` text PRIMARY KEY NOT NULL,
+	`platform_id` text NOT NULL,
 	`tenant_id` text NOT NULL,
+	`body_hash` text NOT NULL,
 	`job_id` text,
 	`response` text NOT NULL,
 	`received_at` integer NOT NULL
@@ -141,6 +173,7 @@ CREATE TABLE `tenants` (
 	`home_region` text NOT NULL,
 	`allowed_regions` text NOT NULL,
 	`status` text NOT NULL,
+	`platform_id` text DEFAULT 'default' NOT NULL,
 	`created_at` integer NOT NULL,
 	`updated_at` integer NOT NULL
 );

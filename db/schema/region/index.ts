@@ -1,5 +1,6 @@
 export * from "./audit-events";
 export * from "./certificates";
+export * from "./custom-domains";
 export * from "./dns-records";
 export * from "./internal-ca";
 export * from "./leases";

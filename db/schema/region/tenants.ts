@@ -10,6 +10,8 @@ export const tenants = sqliteTable("tenants", {
 	/** Regions the tenant's traffic may be served from, home region first. */
 	allowedRegions: text("allowed_regions", { mode: "json" }).$type<string[]>().notNull(),
 	status: text("status").$type<TenantStatus>().notNull(),
+	/** The platform (webhook sender) that owns the tenant; another platform cannot change it. */
+	platformId: text("platform_id").notNull().default("default"),
 	createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
 	updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
 });
