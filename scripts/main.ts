@@ -4,6 +4,7 @@ import { auditVerify } from "./commands/audit-verify";
 import { configCheck } from "./commands/config-check";
 import { keysRotate } from "./commands/keys-rotate";
 import { migrateCommand } from "./commands/migrate";
+import { nodeAdd } from "./commands/node-add";
 import { start } from "./commands/start";
 import { tenantCreate, tenantList } from "./commands/tenant";
 import { tokenCreate } from "./commands/token-create";
@@ -18,6 +19,8 @@ Commands:
   token create --scope S ...    create an API token (printed once); scopes: admin, tenants:write, read
   tenant create --slug S --region R [--profile P] [--allowed-regions a,b]
   tenant list
+  node add --region R --name N --address IP --instance URL [--health-url URL]
+                                register a data-plane node and its origins
   keys rotate [--generate] [--retire]
                                 re-encrypt every stored secret to the current master key
   audit verify [--region R]     check every audit chain; exit 1 naming the first bad event
@@ -34,6 +37,7 @@ const COMMANDS: Record<string, (args: string[], io: CommandIo) => Promise<number
 	"token create": tokenCreate,
 	"tenant create": tenantCreate,
 	"tenant list": tenantList,
+	"node add": nodeAdd,
 	"keys rotate": keysRotate,
 	"audit verify": auditVerify,
 };

@@ -3,10 +3,15 @@ import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { regions as regionsTable } from "../../db/schema/catalog";
 import { AppError } from "../errors";
+import { zodViolations } from "../policy/violations";
 import { newId } from "../runtime";
 import { grants, type Scope, verifyApiToken } from "../services/api-tokens";
 import type { Platform, ServiceContext } from "../services/context";
+import { getJob } from "../services/jobs";
+import { handleProvisioningEvent } from "../services/provisioning/handle-event";
 import { createTenant, getTenant, listTenants, updateTenant } from "../services/tenants";
+import { provisioningEventSchema } from "../webhooks/events";
+import { SIGNATURE_HEADER, type SignatureFailure, verifySignature } from "../webhooks/signature";
 
 export interface AppEnv {
 	Variables: {
@@ -18,7 +23,19 @@ export interface AppEnv {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
 /** The control API. Built once per process (or isolate) from the platform; starts nothing. */
-export function createApp(platform: Platform): Hono<AppEnv> {
+export interface AppHooks {
+	/** Called after a webhook queued a job, so the runner picks it up now rather than at its next tick. */
+	jobsQueued?: () => void;
+}
+
+const SIGNATURE_FAILURES: Record<SignatureFailure, string> = {
+	missing: `missing ${SIGNATURE_HEADER} header`,
+	malformed: `malformed ${SIGNATURE_HEADER} header: expected t=<unix seconds>,v1=<hex HMAC-SHA256>`,
+	stale: "signature timestamp is outside the tolerance window (replayed or clock skew)",
+	mismatch: "signature does not match any webhook secret",
+};
+
+export function createApp(platform: Platform, hooks: AppHooks = {}): Hono<AppEnv> {
 	const app = new Hono<AppEnv>();
 
 	app.use(async (c, next) => {
@@ -119,8 +136,52 @@ export function createApp(platform: Platform): Hono<AppEnv> {
 		return c.json({ tenant });
 	});
 
+	v1.get("/jobs/:id", requireScope("read"), async (c) =>
+		c.json({ job: await getJob({ ctx: c.get("ctx"), input: { id: c.req.param("id") } }) }),
+	);
+
+	/** Signed by the platform (HMAC over timestamp and raw body), not by an API token. */
+	v1.post("/webhooks/provisioning", async (c) => {
+		if (platform.webhookSecrets.length === 0) {
+			throw new AppError(
+				"unavailable",
+				"provisioning webhooks are not configured: set a webhook secret (e.g. CASTELLAN_WEBHOOK_SECRET)",
+			);
+		}
+		const body = await c.req.text();
+		const check = await verifySignature({
+			header: c.req.header(SIGNATURE_HEADER),
+			body,
+			secrets: platform.webhookSecrets,
+			now: platform.clock.now(),
+			toleranceSeconds: platform.config.webhooks.toleranceSeconds,
+		});
+		if (!check.ok) throw new AppError("unauthorized", SIGNATURE_FAILURES[check.reason]);
+		let json: unknown;
+		try {
+			json = JSON.parse(body);
+		} catch {
+			throw new AppError("bad_request", "the request body is not valid JSON");
+		}
+		const event = provisioningEventSchema.safeParse(json);
+		if (!event.success) throw AppError.validation(zodViolations(event.error));
+		const answer = await handleProvisioningEvent({
+			ctx: { platform, actor: `platform:${check.owner}` },
+			input: { event: event.data, platformId: check.owner, bodyHash: await sha256Hex(body) },
+		});
+		hooks.jobsQueued?.();
+		return c.json(answer, 202);
+	});
+
 	app.route("/v1", v1);
 	return app;
+}
+
+async function sha256Hex(text: string): Promise<string> {
+	const digest = new Uint8Array(
+		await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+	);
+	return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function jsonBody(request: Request): Promise<unknown> {

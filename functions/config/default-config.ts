@@ -38,5 +38,8 @@ export function defaultConfig(dataDir = "data"): z.input<typeof configSchema> {
 			sovereign: { providers: { ...embedded } },
 			byo: { providers: { storage: "regional-store", relay: "direct" } },
 		},
+		webhooks: {
+			platforms: [{ id: "default", secrets: [{ env: "CASTELLAN_WEBHOOK_SECRET" }] }],
+		},
 	};
 }

@@ -63,6 +63,31 @@ export const masterKeySchema = z.union([
 	}),
 ]);
 
+/** A secret given in the file (tests, labs) or, better, by the name of an environment variable. */
+export const secretValueSchema = z.union([
+	z.string().min(32, "a secret given inline must be at least 32 characters"),
+	z.strictObject({
+		env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "must be an environment variable name"),
+	}),
+]);
+export type SecretValue = z.infer<typeof secretValueSchema>;
+
+export const platformSchema = z.strictObject({
+	id: z
+		.string()
+		.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lower-case letters, digits and dashes"),
+	/** HMAC secrets accepted for this platform's webhooks; several at once during rotation. */
+	secrets: z.array(secretValueSchema).min(1, "give at least one webhook secret"),
+	/** Where Castellan tells the platform that an endpoint is live (signed the same way). */
+	notifyUrl: z.string().url().optional(),
+});
+
+export const webhooksSchema = z.strictObject({
+	/** Signed timestamps further than this from now are refused. */
+	toleranceSeconds: z.number().int().min(30).max(3600).default(300),
+	platforms: z.array(platformSchema).default([]),
+});
+
 export const configSchema = z.strictObject({
 	baseDomain: dnsName,
 	dataDir: z.string().min(1).default("data"),
@@ -84,6 +109,15 @@ export const configSchema = z.strictObject({
 		sovereign: profileSchema.optional(),
 		byo: profileSchema.optional(),
 	}),
+	webhooks: webhooksSchema.default({ toleranceSeconds: 300, platforms: [] }),
+	/** DNS servers (`host:port`) for custom-domain checks; the system's resolvers when absent. */
+	dnsResolvers: z
+		.array(
+			z
+				.string()
+				.regex(/^[0-9a-fA-F.:[\]]+(:\d{1,5})?$/, "must be an IP address with an optional :port"),
+		)
+		.optional(),
 });
 
 export type CastellanConfig = z.infer<typeof configSchema>;

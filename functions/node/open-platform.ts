@@ -15,7 +15,9 @@ import { type Clock, type Logger, silentLogger, systemClock } from "../runtime";
 import { certificateKeyBinding, internalCaKeyBinding } from "../secrets/bindings";
 import { createSecretBox } from "../secrets/envelope";
 import type { SecretBox } from "../secrets/secret-box";
-import type { Platform } from "../services/context";
+import type { DomainResolver, Platform } from "../services/context";
+import { resolveWebhookSecrets } from "../webhooks/resolve-secrets";
+import { nodeDomainResolver } from "./dns-resolver";
 import { loadMasterKeyring } from "./master-key";
 import { migrateStore } from "./migrate";
 
@@ -27,6 +29,7 @@ export interface OpenPlatformOptions {
 	registry?: ProviderRegistry;
 	clock?: Clock;
 	logger?: Logger;
+	resolver?: DomainResolver;
 }
 
 export interface OpenPlatform extends Platform {
@@ -73,7 +76,17 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<OpenPl
 		const secrets = createSecretBox(keyring);
 		await proveMasterKey(store, secrets);
 		await syncRegions(store, config, clock, known);
-		const providers = buildProviders(config.providers, registry, { store, secrets, clock });
+		const providers = buildProviders(config.providers, registry, { store, secrets, clock, env });
+		const webhooks = resolveWebhookSecrets(config, env);
+		if (webhooks.missing.length > 0) {
+			logger.log(
+				"warn",
+				"webhook secrets not set: provisioning webhooks from these platforms are refused",
+				{
+					variables: webhooks.missing,
+				},
+			);
+		}
 		return {
 			config,
 			store,
@@ -82,6 +95,8 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<OpenPl
 			secrets,
 			clock,
 			logger,
+			resolver: options.resolver ?? nodeDomainResolver(config.dnsResolvers),
+			webhookSecrets: webhooks.secrets,
 			firstStart,
 			masterKeyCreated: created,
 			close: () => store.close(),

@@ -28,6 +28,7 @@ export function checkConfig(input: unknown, registry: ProviderRegistry): ConfigC
 		...checkPorts(config),
 		...checkProviders(config, registry),
 		...checkProfiles(config),
+		...checkWebhooks(config),
 	];
 	return violations.length === 0 ? { ok: true, config, violations: [] } : { ok: false, violations };
 }
@@ -224,4 +225,24 @@ function checkProfiles(config: CastellanConfig): Violation[] {
 /** In byo, DNS and certificates are the customer's; storage and relay may stay regional. */
 function isCustomerKind(kind: ProviderKind): boolean {
 	return kind === "dns" || kind === "issuer";
+}
+
+function checkWebhooks(config: CastellanConfig): Violation[] {
+	const out: Violation[] = [];
+	const seen = new Set<string>();
+	config.webhooks.platforms.forEach((platform, i) => {
+		if (seen.has(platform.id))
+			out.push({
+				path: `$.webhooks.platforms[${i}].id`,
+				rule: `duplicate platform id "${platform.id}"`,
+			});
+		seen.add(platform.id);
+		if (platform.notifyUrl && !isAllowedEndpoint(platform.notifyUrl)) {
+			out.push({
+				path: `$.webhooks.platforms[${i}].notifyUrl`,
+				rule: "must be an https:// URL (http:// is allowed only for loopback addresses)",
+			});
+		}
+	});
+	return out;
 }

@@ -1,4 +1,6 @@
+import { cloudflareDnsFactory } from "./dns/cloudflare";
 import { noopDnsFactory } from "./dns/noop-dns";
+import { powerDnsFactory } from "./dns/powerdns";
 import { internalCaFactory } from "./issuers/internal-ca";
 import { ProviderRegistry } from "./registry";
 import { directRelayFactory } from "./relay/direct";
@@ -8,6 +10,8 @@ import { regionalDbStorageFactory } from "./storage/regional-db";
 export function createDefaultRegistry(): ProviderRegistry {
 	return new ProviderRegistry()
 		.register(noopDnsFactory)
+		.register(powerDnsFactory)
+		.register(cloudflareDnsFactory)
 		.register(internalCaFactory)
 		.register(regionalDbStorageFactory)
 		.register(directRelayFactory);

@@ -6,6 +6,18 @@ import type { Clock, Logger } from "../runtime";
 import type { SecretBox } from "../secrets/secret-box";
 
 /** What every service call receives: built once at the entry, plus who is acting. */
+/** Looks up DNS for custom-domain verification (Node: the system or configured resolvers). */
+export interface DomainResolver {
+	cname(name: string): Promise<string[]>;
+	txt(name: string): Promise<string[]>;
+}
+
+/** A webhook secret that was resolved at start, with the platform it authenticates. */
+export interface WebhookSecret {
+	owner: string;
+	secret: string;
+}
+
 export interface Platform {
 	config: CastellanConfig;
 	store: ControlStore;
@@ -14,6 +26,8 @@ export interface Platform {
 	secrets: SecretBox;
 	clock: Clock;
 	logger: Logger;
+	resolver: DomainResolver;
+	webhookSecrets: WebhookSecret[];
 }
 
 export interface ServiceContext {

@@ -1,8 +1,8 @@
-import { and, eq } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import { z } from "zod";
 import { bumpRouteVersion } from "../../db/route-version";
 import { hostnames } from "../../db/schema/catalog";
-import { routes, tenants, type tenants as tenantsTable } from "../../db/schema/region";
+import { provisioningJobs, routes, tenants, type tenants as tenantsTable } from "../../db/schema/region";
 import { appendAuditEvent } from "../audit/audit-chain";
 import { PROFILE_NAMES } from "../config/schema";
 import { AppError } from "../errors";
@@ -10,6 +10,8 @@ import { checkTenantPlacement, orderAllowedRegions } from "../policy/tenant-plac
 import { zodViolations } from "../policy/violations";
 import { newId } from "../runtime";
 import type { ServiceContext } from "./context";
+import { type JobView, jobView } from "./jobs";
+import { enqueueJob } from "./provisioning/enqueue-job";
 
 export type TenantRow = typeof tenantsTable.$inferSelect;
 
@@ -21,6 +23,8 @@ export interface TenantView {
 	allowedRegions: string[];
 	status: TenantRow["status"];
 	hostnames: string[];
+	/** The latest provisioning job: where it is and what went wrong last. */
+	provisioning?: JobView;
 	createdAt: string;
 	updatedAt: string;
 }
@@ -68,9 +72,15 @@ function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
 export async function createTenant({
 	ctx,
 	input,
+	platformId = "default",
+	eventId,
 }: {
 	ctx: ServiceContext;
 	input: unknown;
+	/** The platform that owns the tenant (the webhook sender); API and CLI tenants: "default". */
+	platformId?: string;
+	/** The webhook event that asked for it, recorded on the provisioning job. */
+	eventId?: string;
 }): Promise<TenantView> {
 	const { config, store, clock } = ctx.platform;
 	const data = parse(createTenantInput, input);
@@ -105,6 +115,7 @@ export async function createTenant({
 				homeRegion: data.homeRegion,
 				allowedRegions,
 				status: "provisioning",
+				platformId,
 				createdAt: now,
 				updatedAt: now,
 			});
@@ -125,6 +136,15 @@ export async function createTenant({
 				},
 				{ clock },
 			);
+			// Provisioning (DNS, certificate, route) is queued in the same transaction.
+			await enqueueJob(tx, {
+				regionId: region.id,
+				tenantId: id,
+				kind: "provision",
+				eventId,
+				actor: ctx.actor,
+				clock,
+			});
 		});
 	} catch (err) {
 		await store.catalog
@@ -156,10 +176,19 @@ export async function getTenant({
 		.select({ hostname: routes.hostname })
 		.from(routes)
 		.where(eq(routes.tenantId, row.id));
-	return toView(
-		row,
-		names.map((n) => n.hostname),
-	);
+	const [job] = await region.db
+		.select()
+		.from(provisioningJobs)
+		.where(eq(provisioningJobs.tenantId, row.id))
+		.orderBy(desc(provisioningJobs.createdAt))
+		.limit(1);
+	return {
+		...toView(
+			row,
+			names.map((n) => n.hostname),
+		),
+		...(job ? { provisioning: jobView(job) } : {}),
+	};
 }
 
 /** Every tenant of every region (fans out to each regional database; none is copied centrally). */

@@ -1,10 +1,10 @@
-import { activateTenant } from "../../functions/services/activate-tenant";
-import { createTenant, listTenants } from "../../functions/services/tenants";
+import { runJob } from "../../functions/services/provisioning/run-jobs";
+import { createTenant, getTenant, listTenants } from "../../functions/services/tenants";
 import { type CommandIo, parseFlags, withPlatform } from "../lib/cli";
 
 /**
- * `castellan tenant create`: creates the tenant, issues its certificate and activates its
- * route in one go (the provisioning webhooks do the same without a human).
+ * `castellan tenant create`: creates the tenant and runs its provisioning job at once (the
+ * provisioning webhooks queue the same job without a human).
  */
 export async function tenantCreate(args: string[], io: CommandIo): Promise<number> {
 	const flags = parseFlags(args, {
@@ -26,8 +26,18 @@ export async function tenantCreate(args: string[], io: CommandIo): Promise<numbe
 				allowedRegions: flags["allowed-regions"]?.split(",").map((s) => s.trim()),
 			},
 		});
-		const { hostname } = await activateTenant({ ctx, input: { id: tenant.id } });
-		io.out(JSON.stringify({ ...tenant, status: "active", hostnames: [hostname] }));
+		// Provision right here (DNS, certificate, route), the same job the webhooks queue.
+		const jobId = tenant.provisioning?.jobId;
+		const region = platform.store.region(tenant.homeRegion);
+		const outcome = jobId ? await runJob(platform, region, jobId, { holder: "cli" }) : undefined;
+		const view = await getTenant({ ctx, input: { id: tenant.id } });
+		io.out(JSON.stringify(view));
+		if (outcome?.state !== "succeeded") {
+			io.err(
+				`provisioning did not finish: ${outcome?.lastError ?? "the job is held by another runner"}; it will be retried`,
+			);
+			return 1;
+		}
 		return 0;
 	});
 }

@@ -1,7 +1,5 @@
-import { eq } from "drizzle-orm";
-import { bumpRouteVersion } from "../../db/route-version";
-import { instances, nodes } from "../../db/schema/region";
 import type { Platform } from "../../functions/services/context";
+import { registerNode } from "../../functions/services/nodes";
 import { startDemoOrigin } from "../demo-origin";
 
 export interface DemoOrigin {
@@ -20,30 +18,16 @@ export async function seedDemoDataPlanes(platform: Platform, host: string): Prom
 	for (const region of platform.store.regions()) {
 		const origin = await startDemoOrigin({ regionId: region.id, port: 0, host });
 		started.push({ regionId: region.id, port: origin.port, close: async () => origin.close() });
-		const nodeId = `node_demo_${region.id}`;
 		const url = `http://${host}:${origin.port}`;
-		const now = platform.clock.now();
-		await region.db.transaction(async (tx) => {
-			await tx
-				.insert(nodes)
-				.values({
-					id: nodeId,
-					regionId: region.id,
-					name: `demo-${region.id}`,
-					address: "127.0.0.1",
-					healthUrl: `${url}/healthz`,
-					state: "healthy",
-					updatedAt: now,
-				})
-				.onConflictDoUpdate({
-					target: nodes.id,
-					set: { healthUrl: `${url}/healthz`, updatedAt: now },
-				});
-			await tx.delete(instances).where(eq(instances.nodeId, nodeId));
-			await tx
-				.insert(instances)
-				.values({ id: `ins_demo_${region.id}`, nodeId, url, createdAt: now });
-			await bumpRouteVersion(tx, now);
+		await registerNode({
+			ctx: { platform, actor: "system:start" },
+			input: {
+				regionId: region.id,
+				name: `demo-${region.id}`,
+				address: "127.0.0.1",
+				healthUrl: `${url}/healthz`,
+				instanceUrls: [url],
+			},
 		});
 	}
 	return started;

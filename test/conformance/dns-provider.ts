@@ -1,11 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DnsProviderError } from "../../functions/providers/dns/dns-provider-error";
 import type { DnsProvider, DnsRecordSet, DnsRecordType } from "../../functions/providers/types";
 
 export interface DnsConformanceSetup {
 	provider: DnsProvider;
 	/** A zone the provider serves and the suite may write to; every name it uses is under it. */
 	zone: string;
+	/** Required with `remote`: the same provider holding a credential its server refuses. */
+	wrongCredential?: { provider: DnsProvider; credential: string };
+	/** Required with `remote`: a provider configured for `zone`, which its server does not serve. */
+	unservedZone?: { provider: DnsProvider; zone: string };
+	/** Required with `remote`: the same provider pointed at an address where nothing listens. */
+	unreachable?: DnsProvider;
 	cleanup?: () => Promise<void>;
+}
+
+export interface DnsConformanceOptions {
+	/**
+	 * The provider talks to a server with a credential and configured zones (every provider but
+	 * the in-memory noop): the suite then checks its errors on auth failure, on a zone the
+	 * server does not serve, on a name outside its zones and on a server that does not answer.
+	 */
+	remote?: boolean;
 }
 
 const ALL_TYPES: readonly DnsRecordType[] = ["A", "AAAA", "CNAME", "TXT"];
@@ -18,6 +34,7 @@ const ALL_TYPES: readonly DnsRecordType[] = ["A", "AAAA", "CNAME", "TXT"];
 export function dnsProviderConformance(
 	name: string,
 	setup: () => Promise<DnsConformanceSetup>,
+	options: DnsConformanceOptions = {},
 ): void {
 	describe(`DNS provider conformance: ${name}`, () => {
 		let ctx: DnsConformanceSetup;
@@ -185,7 +202,100 @@ export function dnsProviderConformance(
 				expect(sets[0]?.ttl).toBe(Math.max(asked, minTtl));
 			});
 		});
+
+		if (options.remote) {
+			describe("errors", () => {
+				const sampleSet = (recordName: string): DnsRecordSet => ({
+					name: recordName,
+					type: "A",
+					ttl: ttl(),
+					values: ["192.0.2.20"],
+				});
+
+				it("auth failure: every call fails cleanly, not retryable, without the credential", async () => {
+					const wrong = required(ctx.wrongCredential, "wrongCredential");
+					const recordName = uniqueName("auth");
+					const calls: Array<[string, () => Promise<unknown>]> = [
+						["upsert", () => wrong.provider.upsert(sampleSet(recordName))],
+						["remove", () => wrong.provider.remove(recordName, "A")],
+						["list", () => wrong.provider.list(ctx.zone)],
+					];
+					for (const [call, run] of calls) {
+						const err = await failure(run);
+						expect(err, call).toBeInstanceOf(DnsProviderError);
+						expect(err, call).toMatchObject({ code: "auth_failed", retryable: false });
+						expect(err.message, call).toMatch(/authentication failed/i);
+						expectNoSecret(err, wrong.credential);
+					}
+					expect(await recordSets(recordName)).toEqual([]);
+				});
+
+				it("a zone the server does not serve: a clean error naming the zone, not retryable", async () => {
+					const unserved = required(ctx.unservedZone, "unservedZone");
+					const calls: Array<[string, () => Promise<unknown>]> = [
+						["upsert", () => unserved.provider.upsert(sampleSet(`www.${unserved.zone}`))],
+						["list", () => unserved.provider.list(unserved.zone)],
+					];
+					for (const [call, run] of calls) {
+						const err = await failure(run);
+						expect(err, call).toBeInstanceOf(DnsProviderError);
+						expect(err, call).toMatchObject({ code: "zone_not_served", retryable: false });
+						expect(err.message, call).toContain(unserved.zone);
+					}
+				});
+
+				it("a name outside every configured zone: refused before anything is sent", async () => {
+					const outside = `www.outside-${crypto.randomUUID().slice(0, 8)}.invalid`;
+					for (const run of [
+						() => ctx.provider.upsert(sampleSet(outside)),
+						() => ctx.provider.remove(outside, "A"),
+					]) {
+						const err = await failure(run);
+						expect(err).toBeInstanceOf(DnsProviderError);
+						expect(err).toMatchObject({ code: "outside_zones", retryable: false });
+						expect(err.message).toContain(outside);
+						expect(err.message).toContain(ctx.zone);
+					}
+				});
+
+				it("a server that does not answer: a retryable error, so the job backs off", async () => {
+					const unreachable = required(ctx.unreachable, "unreachable");
+					for (const run of [
+						() => unreachable.upsert(sampleSet(uniqueName("down"))),
+						() => unreachable.list(ctx.zone),
+					]) {
+						const err = await failure(run);
+						expect(err).toBeInstanceOf(DnsProviderError);
+						expect(err).toMatchObject({ code: "unavailable", retryable: true });
+					}
+				});
+			});
+		}
 	});
+}
+
+function required<T>(value: T | undefined, field: string): T {
+	if (value === undefined) throw new Error(`the conformance setup must provide ${field}`);
+	return value;
+}
+
+async function failure(run: () => Promise<unknown>): Promise<Error> {
+	try {
+		await run();
+	} catch (err) {
+		if (err instanceof Error) return err;
+		throw new Error(`expected an Error, got ${String(err)}`);
+	}
+	throw new Error("expected the call to fail, but it succeeded");
+}
+
+/** The credential appears nowhere a log line could pick it up: message, stack, fields, causes. */
+export function expectNoSecret(err: unknown, credential: string): void {
+	for (let e: unknown = err; e instanceof Error; e = e.cause) {
+		expect(e.message).not.toContain(credential);
+		expect(String(e.stack)).not.toContain(credential);
+		expect(JSON.stringify(e)).not.toContain(credential);
+	}
 }
 
 function sorted(values: readonly string[] | undefined): string[] {

@@ -110,7 +110,38 @@ describe("castellan against the embedded default", () => {
 		expect(statSync(join(dir, "data", "master.key")).mode & 0o777).toBe(0o600);
 	});
 
-	it("creates and activates a tenant, and audit verify passes", async () => {
+	it("registers a data-plane node, refusing a bad address with the field named", async () => {
+		const bad = await castellan([
+			"node",
+			"add",
+			"--region",
+			"eu-central",
+			"--name",
+			"eu-1",
+			"--address",
+			"not-an-ip",
+			"--instance",
+			"http://127.0.0.1:9",
+		]);
+		expect(bad.code).toBe(1);
+		expect(bad.err).toEqual(["$.address: Invalid input"]);
+		const r = await castellan([
+			"node",
+			"add",
+			"--region",
+			"eu-central",
+			"--name",
+			"eu-1",
+			"--address",
+			"192.0.2.10",
+			"--instance",
+			"http://127.0.0.1:9",
+		]);
+		expect(r.code).toBe(0);
+		expect(r.out[0]).toMatch(/^node_[0-9a-f]{24}$/);
+	});
+
+	it("creates and provisions a tenant, and audit verify passes", async () => {
 		const r = await castellan([
 			"tenant",
 			"create",

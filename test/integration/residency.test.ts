@@ -1,6 +1,7 @@
 import { createClient } from "@libsql/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { activateTenant } from "../../functions/services/activate-tenant";
+import { registerNode } from "../../functions/services/nodes";
+import { runDueJobs } from "../../functions/services/provisioning/run-jobs";
 import { createTenant } from "../../functions/services/tenants";
 import { createTestPlatform, type TestPlatform } from "../helpers/test-platform";
 
@@ -36,6 +37,15 @@ async function mentions(file: string, needle: string): Promise<string[]> {
 describe("residency of rows", () => {
 	it("writes an EU tenant's rows only to the EU database, and only its hostname index to the catalog", async () => {
 		const ctx = { platform: t.platform, actor: "test" };
+		for (const [regionId, address] of [
+			["eu-central", "192.0.2.1"],
+			["us-east", "198.51.100.1"],
+		] as const) {
+			await registerNode({
+				ctx,
+				input: { regionId, name: `${regionId}-1`, address, instanceUrls: ["http://127.0.0.1:9"] },
+			});
+		}
 		const eu = await createTenant({
 			ctx,
 			input: {
@@ -45,12 +55,16 @@ describe("residency of rows", () => {
 				profile: "sovereign",
 			},
 		});
-		await activateTenant({ ctx, input: { id: eu.id } });
-		const us = await createTenant({
+		await createTenant({
 			ctx,
 			input: { id: "ten_us_resident", slug: "us-resident", homeRegion: "us-east" },
 		});
-		await activateTenant({ ctx, input: { id: us.id } });
+		const outcomes = await runDueJobs(t.platform, { holder: "test" });
+		expect(outcomes.map((o) => [o.id.split(".")[1], o.state])).toEqual([
+			["eu-central", "succeeded"],
+			["us-east", "succeeded"],
+		]);
+		expect(eu.provisioning?.jobId).toMatch(/^job\.eu-central\./);
 
 		const euFile = `${t.dir}/eu-central.db`;
 		const usFile = `${t.dir}/us-east.db`;
@@ -62,6 +76,8 @@ describe("residency of rows", () => {
 			"audit_events.subject",
 			"audit_heads.chain",
 			"certificates.tenant_id",
+			"dns_records.tenant_id",
+			"provisioning_jobs.tenant_id",
 			"routes.tenant_id",
 			"tenants.id",
 		]);

@@ -133,7 +133,7 @@ describe("config check", () => {
 		const doc = base();
 		doc.providers["localhost-dns"].type = "route53";
 		expect(lines(doc)).toEqual([
-			'$.providers["localhost-dns"].type: unknown dns provider type "route53" (known: noop, http-api-dns)',
+			`$.providers["localhost-dns"].type: unknown dns provider type "route53" (known: ${registry().types("dns").join(", ")})`,
 		]);
 	});
 

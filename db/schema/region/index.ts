@@ -1,3 +1,4 @@
+export * from "./acme-accounts";
 export * from "./audit-events";
 export * from "./certificates";
 export * from "./custom-domains";
