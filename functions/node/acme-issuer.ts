@@ -35,6 +35,12 @@ const MAX_COMMON_NAME = 64;
 const CHALLENGE_TTL = 60;
 const CHALLENGE_LABEL = "_acme-challenge.";
 
+/** An http(s) URL; a missing one is left to zod's own "is required". */
+const httpUrl = z.url({
+	protocol: /^https?$/,
+	error: (issue) => (issue.input === undefined ? undefined : "must be an http(s) URL"),
+});
+
 const pemCertificates = z
 	.string()
 	.refine(
@@ -45,7 +51,7 @@ const pemCertificates = z
 export const acmeSettingsSchema = z
 	.strictObject({
 		/** The CA's ACME directory, e.g. https://acme-v02.api.letsencrypt.org/directory. */
-		directoryUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
+		directoryUrl: httpUrl,
 		/** Contact for the account (expiry and incident mail from the CA). */
 		email: z.email().optional(),
 		/** External Account Binding, for CAs that tie ACME accounts to a customer account. */
@@ -63,7 +69,7 @@ export const acmeSettingsSchema = z
 		/** The roots issued chains lead to, as returned by trustAnchors(). */
 		trustAnchorsPem: pemCertificates.optional(),
 		/** Or where to fetch them (a private CA's published roots, e.g. Pebble's `/roots/0`). */
-		trustAnchorUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+		trustAnchorUrl: httpUrl.optional(),
 		/**
 		 * Name servers ("ip" or "ip:port") to ask for the challenge TXT before the CA is told to
 		 * look, so it never validates ahead of propagation; no check when absent.
@@ -161,11 +167,24 @@ export class AcmeIssuer implements CertificateIssuer {
 	async issue(request: IssueRequest): Promise<IssuedCertificate> {
 		const hostnames = certificateHostnames(request.hostnames);
 		const dns = this.#dnsProvider();
+		const attempt = async (trace: RequestTrace) => {
+			const client = await this.#client(request.regionId);
+			return await this.#issueWith(client, dns, hostnames, trace);
+		};
 		try {
 			return await this.#ca.run(async (trace) => {
 				try {
-					const client = await this.#client(request.regionId);
-					return await this.#issueWith(client, dns, hostnames, trace);
+					return await attempt(trace);
+				} catch (err) {
+					if (trace.problem?.type !== "accountDoesNotExist") {
+						throw explainCaFailure(err, trace, this.#settings.requestTimeoutMs, hostnames);
+					}
+				}
+				// The CA lost or dropped the account (a reset test CA, a deactivation): register the
+				// same key again, once.
+				await this.#forgetAccount(request.regionId);
+				try {
+					return await attempt(trace);
 				} catch (err) {
 					throw explainCaFailure(err, trace, this.#settings.requestTimeoutMs, hostnames);
 				}
@@ -464,6 +483,15 @@ export class AcmeIssuer implements CertificateIssuer {
 				.where(eq(acmeAccounts.id, id));
 		}
 		return client;
+	}
+
+	async #forgetAccount(regionId: string): Promise<void> {
+		this.#clients.delete(regionId);
+		await this.#deps.store
+			.region(regionId)
+			.db.update(acmeAccounts)
+			.set({ accountUrl: null })
+			.where(eq(acmeAccounts.id, acmeAccountId(this.#name, regionId)));
 	}
 
 	async #loadOrCreateRow(db: RegionDb, regionId: string, id: string): Promise<AccountRow> {

@@ -252,6 +252,8 @@ export function explainCaFailure(
 	hostnames: readonly string[],
 ): IssuerError {
 	if (err instanceof IssuerError) return err;
+	// Nothing was sent to the CA: the error is ours (a bad region, the database), not the CA's.
+	if (!trace.url) throw err;
 	const origin = originOf(trace.url);
 	const fallback = err instanceof Error ? err.message : String(err);
 	if (trace.url && trace.status === undefined) {
@@ -302,7 +304,7 @@ export function explainCaFailure(
 			cause: err,
 		});
 	}
-	return new IssuerError(`ACME issuance failed at ${trace.url ?? origin}: ${fallback}`, {
+	return new IssuerError(`ACME issuance failed at ${trace.url}: ${fallback}`, {
 		retryable: false,
 		cause: err,
 	});
@@ -321,8 +323,7 @@ export function refusedHostname(
 	return mentioned ?? (hostnames.length === 1 ? hostnames[0] : undefined);
 }
 
-function originOf(url: string | undefined): string {
-	if (!url) return "(no request made)";
+function originOf(url: string): string {
 	try {
 		return new URL(url).origin;
 	} catch {

@@ -2,7 +2,12 @@ import { and, desc, eq } from "drizzle-orm";
 import { z } from "zod";
 import { bumpRouteVersion } from "../../db/route-version";
 import { hostnames } from "../../db/schema/catalog";
-import { provisioningJobs, routes, tenants, type tenants as tenantsTable } from "../../db/schema/region";
+import {
+	provisioningJobs,
+	routes,
+	tenants,
+	type tenants as tenantsTable,
+} from "../../db/schema/region";
 import { appendAuditEvent } from "../audit/audit-chain";
 import { PROFILE_NAMES } from "../config/schema";
 import { AppError } from "../errors";

@@ -7,6 +7,7 @@ import { checkConfig } from "../../functions/policy/check-config";
 import { formatViolation } from "../../functions/policy/violations";
 import { createDefaultRegistry } from "../../functions/providers/default-registry";
 import type { Clock } from "../../functions/runtime";
+import type { Platform } from "../../functions/services/context";
 
 export interface TestPlatform {
 	platform: OpenPlatform;
@@ -23,6 +24,8 @@ export async function createTestPlatform(
 		edit?: (doc: ReturnType<typeof defaultConfig>) => void;
 		clock?: Clock;
 		dir?: string;
+		env?: Record<string, string>;
+		resolver?: Platform["resolver"];
 	} = {},
 ): Promise<TestPlatform> {
 	const dir = options.dir ?? mkdtempSync(join(tmpdir(), "castellan-platform-"));
@@ -32,9 +35,10 @@ export async function createTestPlatform(
 	if (!checked.ok) throw new Error(checked.violations.map(formatViolation).join("\n"));
 	const platform = await openPlatform({
 		config: checked.config,
-		env: {},
+		env: options.env ?? {},
 		migrate: true,
 		clock: options.clock,
+		resolver: options.resolver,
 	});
 	return {
 		platform,

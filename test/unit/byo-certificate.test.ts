@@ -109,7 +109,9 @@ async function leaf(
 					? x509.ExtendedKeyUsage.clientAuth
 					: x509.ExtendedKeyUsage.serverAuth,
 			]),
-			new x509.SubjectAlternativeNameExtension(names.map((value) => ({ type: "dns", value }))),
+			new x509.SubjectAlternativeNameExtension(
+				names.map((value) => ({ type: "dns" as const, value })),
+			),
 		],
 	});
 	return { cert, pem: cert.toString("pem"), keys, params };
