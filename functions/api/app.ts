@@ -35,7 +35,29 @@ const SIGNATURE_FAILURES: Record<SignatureFailure, string> = {
 	mismatch: "signature does not match any webhook secret",
 };
 
-export function createApp(platform: Platform, hooks: AppHooks = {}): Hono<AppEnv> {
+/**
+ * `platform` may be a loader: the Workers entry opens the store on first use per isolate, so
+ * `/healthz` answers even when a database is unreachable.
+ */
+export function createApp(
+	platformOrLoader: Platform | (() => Promise<Platform>),
+	hooks: AppHooks = {},
+): Hono<AppEnv> {
+	const load =
+		typeof platformOrLoader === "function" ? platformOrLoader : async () => platformOrLoader;
+	let loaded: Platform | undefined;
+	const getPlatform = async () => {
+		try {
+			loaded ??= await load();
+		} catch (err) {
+			// Messages from opening the store name the region and a redacted URL, never a secret.
+			throw new AppError(
+				"unavailable",
+				`control store unavailable: ${err instanceof Error ? err.message : String(err)}`,
+			);
+		}
+		return loaded;
+	};
 	const app = new Hono<AppEnv>();
 
 	app.use(async (c, next) => {
@@ -53,7 +75,7 @@ export function createApp(platform: Platform, hooks: AppHooks = {}): Hono<AppEnv
 			if (err.violations) body.violations = err.violations;
 			return c.json({ error: body }, err.status);
 		}
-		platform.logger.log("error", "unhandled error in API", {
+		loaded?.logger.log("error", "unhandled error in API", {
 			requestId,
 			path: c.req.path,
 			error: err instanceof Error ? err.message : String(err),
@@ -95,6 +117,7 @@ export function createApp(platform: Platform, hooks: AppHooks = {}): Hono<AppEnv
 					"missing bearer token: send Authorization: Bearer <token>",
 				);
 			const match = /^Bearer ([^\s]+)$/.exec(header);
+			const platform = await getPlatform();
 			const token = match?.[1] && (await verifyApiToken(platform.store, match[1]));
 			if (!token) throw new AppError("unauthorized", "unknown or revoked API token");
 			if (!grants(token.scopes, scope)) {
@@ -105,7 +128,7 @@ export function createApp(platform: Platform, hooks: AppHooks = {}): Hono<AppEnv
 		});
 
 	v1.get("/regions", requireScope("read"), async (c) => {
-		const rows = await platform.store.catalog.select().from(regionsTable);
+		const rows = await c.get("ctx").platform.store.catalog.select().from(regionsTable);
 		return c.json({
 			regions: rows.map((r) => ({
 				id: r.id,
@@ -142,6 +165,7 @@ export function createApp(platform: Platform, hooks: AppHooks = {}): Hono<AppEnv
 
 	/** Signed by the platform (HMAC over timestamp and raw body), not by an API token. */
 	v1.post("/webhooks/provisioning", async (c) => {
+		const platform = await getPlatform();
 		if (platform.webhookSecrets.length === 0) {
 			throw new AppError(
 				"unavailable",

@@ -2,7 +2,6 @@
 import "reflect-metadata";
 import { Resolver } from "node:dns/promises";
 import * as x509 from "@peculiar/x509";
-import type { Authorization, Order } from "acme-client";
 import * as acme from "acme-client";
 import { eq } from "drizzle-orm";
 import { z } from "zod";
@@ -25,7 +24,7 @@ import type {
 	IssueRequest,
 } from "../providers/types";
 import { acmeAccountKeyBinding } from "../secrets/acme-binding";
-import { CaConnection, explainCaFailure, type RequestTrace } from "./acme-transport";
+import { CaConnection, currentTrace, explainCaFailure, type RequestTrace } from "./acme-transport";
 
 const EC_P256: EcKeyGenParams = { name: "ECDSA", namedCurve: "P-256" };
 const ECDSA_SHA256: EcdsaParams = { name: "ECDSA", hash: "SHA-256" };
@@ -105,11 +104,11 @@ interface AccountRow {
 	privateKeyCiphertext: string;
 }
 
-type Challenge = Authorization["challenges"][number];
+type Challenge = acme.Authorization["challenges"][number];
 
 interface PendingChallenge {
 	hostname: string;
-	authorization: Authorization;
+	authorization: acme.Authorization;
 	challenge: Challenge;
 	recordName: string;
 }
@@ -263,7 +262,7 @@ export class AcmeIssuer implements CertificateIssuer {
 				this.#settings.requestTimeoutMs,
 				hostnames,
 			);
-			if (cleanup) explained.message += `; ${cleanup.message}`;
+			if (cleanup && explained instanceof Error) explained.message += `; ${cleanup.message}`;
 			throw explained;
 		}
 		if (cleanup) throw cleanup;
@@ -344,7 +343,7 @@ export class AcmeIssuer implements CertificateIssuer {
 			async () => {
 				const [authorization] = await client.getAuthorizations({
 					authorizations: [item.authorization.url],
-				} as Order);
+				} as acme.Order);
 				if (authorization?.status === "valid") return true;
 				if (authorization && authorization.status !== "pending") {
 					throw validationFailure(item, authorization);
@@ -361,7 +360,7 @@ export class AcmeIssuer implements CertificateIssuer {
 
 	async #finalize(
 		client: acme.Client,
-		order: Order,
+		order: acme.Order,
 		hostnames: string[],
 	): Promise<IssuedCertificate> {
 		const keys = (await crypto.subtle.generateKey(EC_P256, true, [
@@ -437,7 +436,12 @@ export class AcmeIssuer implements CertificateIssuer {
 	#client(regionId: string): Promise<acme.Client> {
 		let client = this.#clients.get(regionId);
 		if (!client) {
-			client = this.#openAccount(regionId);
+			// Concurrent callers share this promise: its failure is explained here, with the trace
+			// of the call that made the requests, so every caller gets the same IssuerError.
+			const trace = currentTrace();
+			client = this.#openAccount(regionId).catch((err) => {
+				throw trace ? explainCaFailure(err, trace, this.#settings.requestTimeoutMs, []) : err;
+			});
 			this.#clients.set(regionId, client);
 			// A failure (CA or database down) is retried on the next call, not cached.
 			client.catch(() => this.#clients.delete(regionId));
@@ -472,17 +476,32 @@ export class AcmeIssuer implements CertificateIssuer {
 			...(this.#eab ? { externalAccountBinding: this.#eab } : {}),
 		});
 		if (!row.accountUrl) {
-			// newAccount is idempotent per key: two nodes registering at once get the same account.
-			await client.createAccount({
-				termsOfServiceAgreed: true,
-				...(this.#settings.email ? { contact: [`mailto:${this.#settings.email}`] } : {}),
-			});
+			await this.#register(client);
 			await db
 				.update(acmeAccounts)
 				.set({ accountUrl: client.getAccountUrl() })
 				.where(eq(acmeAccounts.id, id));
 		}
 		return client;
+	}
+
+	/**
+	 * Finds the CA's account for this key, or creates it. Asking first keeps a second node (or a
+	 * re-registration after the CA lost our URL) from sending an empty account update, which
+	 * CAs refuse as malformed.
+	 */
+	async #register(client: acme.Client): Promise<void> {
+		const trace = currentTrace();
+		try {
+			await client.createAccount({ onlyReturnExisting: true });
+			return;
+		} catch (err) {
+			if (trace?.problem?.type !== "accountDoesNotExist") throw err;
+		}
+		await client.createAccount({
+			termsOfServiceAgreed: true,
+			...(this.#settings.email ? { contact: [`mailto:${this.#settings.email}`] } : {}),
+		});
 	}
 
 	async #forgetAccount(regionId: string): Promise<void> {
@@ -547,6 +566,7 @@ export const acmeIssuerFactory: ProviderFactory<"issuer", AcmeSettings> = {
 	type: "acme",
 	settingsSchema: acmeSettingsSchema,
 	endpointSettings: ["directoryUrl", "trustAnchorUrl"],
+	providerSettings: { dnsProvider: "dns" },
 	create: ({ name, settings, capabilities, deps }) =>
 		new AcmeIssuer({ name, settings, capabilities, deps }),
 };
@@ -569,7 +589,7 @@ async function readAccountRow(db: RegionDb, id: string): Promise<AccountRow | un
 	return row;
 }
 
-function dnsChallengeOf(authorization: Authorization): PendingChallenge {
+function dnsChallengeOf(authorization: acme.Authorization): PendingChallenge {
 	const base = authorization.identifier.value.toLowerCase();
 	const hostname = authorization.wildcard ? `*.${base}` : base;
 	const challenge = authorization.challenges.find((c) => c.type === "dns-01");
@@ -589,7 +609,7 @@ const VALIDATION_REFUSALS = new Set([
 	"urn:ietf:params:acme:error:unsupportedIdentifier",
 ]);
 
-function validationFailure(item: PendingChallenge, authorization: Authorization): IssuerError {
+function validationFailure(item: PendingChallenge, authorization: acme.Authorization): IssuerError {
 	const challenge = authorization.challenges.find((c) => c.type === "dns-01");
 	const error = (challenge?.error ?? {}) as { type?: string; detail?: string };
 	const detail = error.detail ?? `authorization is ${authorization.status}`;

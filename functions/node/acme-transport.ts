@@ -53,6 +53,8 @@ let installed = false;
  * reports a retryable IssuerError, so the job's backoff (persisted, injectable) decides.
  */
 const NO_CLIENT_RETRIES = Number.MAX_SAFE_INTEGER;
+/** A bundle of roots is a few kilobytes; anything this big is not one. */
+const MAX_TEXT_BYTES = 1024 * 1024;
 
 function installInterceptors(): void {
 	if (installed) return;
@@ -76,6 +78,11 @@ function installInterceptors(): void {
 		}
 		return response;
 	});
+}
+
+/** The trace of the issuer call running now, if any. */
+export function currentTrace(): RequestTrace | undefined {
+	return calls.getStore()?.trace;
 }
 
 /** Runs `fn` with the transport's trust and timeouts applied to every request acme-client makes. */
@@ -127,6 +134,9 @@ export class CaConnection {
 				response.setEncoding("utf8");
 				response.on("data", (chunk: string) => {
 					body += chunk;
+					if (body.length > MAX_TEXT_BYTES) {
+						request.destroy(new Error(`GET ${url}: the answer exceeds ${MAX_TEXT_BYTES} bytes`));
+					}
 				});
 				response.on("end", () => {
 					const status = response.statusCode ?? 0;
@@ -243,17 +253,18 @@ const TLS_TRUST_CODES = new Set([
 /**
  * Turns whatever acme-client threw into an IssuerError, from what the trace saw on the wire:
  * unreachable, timeouts, 5xx, rate limits and bad nonces are retryable; the CA's refusals are not,
- * and name the hostname when the CA said which one.
+ * and name the hostname when the CA said which one. An error from before any request is returned
+ * as it is.
  */
 export function explainCaFailure(
 	err: unknown,
 	trace: RequestTrace,
 	timeoutMs: number,
 	hostnames: readonly string[],
-): IssuerError {
+): unknown {
 	if (err instanceof IssuerError) return err;
 	// Nothing was sent to the CA: the error is ours (a bad region, the database), not the CA's.
-	if (!trace.url) throw err;
+	if (!trace.url) return err;
 	const origin = originOf(trace.url);
 	const fallback = err instanceof Error ? err.message : String(err);
 	if (trace.url && trace.status === undefined) {
@@ -264,7 +275,11 @@ export function explainCaFailure(
 				{ retryable: false, cause: err },
 			);
 		}
-		const reason = network ? (network.code ?? network.message) : `no answer within ${timeoutMs} ms`;
+		// axios ends a request that timed out by destroying its socket with ECONNABORTED.
+		const timedOut = !network || network.code === "ECONNABORTED" || network.message === "timeout";
+		const reason = timedOut
+			? `no answer within ${timeoutMs} ms`
+			: (network.code ?? network.message);
 		return new IssuerError(`cannot reach the ACME server ${origin}: ${reason}`, {
 			retryable: true,
 			cause: err,

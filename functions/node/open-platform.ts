@@ -1,17 +1,17 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { createClient } from "@libsql/client";
-import { eq } from "drizzle-orm";
+import { eq, ne } from "drizzle-orm";
 import { redactUrl } from "../../db/client";
 import { hostnames, regions as regionsTable } from "../../db/schema/catalog";
-import { certificates, internalCa } from "../../db/schema/region";
+import { acmeAccounts, certificates, internalCa } from "../../db/schema/region";
 import { openStore } from "../../db/store";
 import { appendAuditEvent } from "../audit/audit-chain";
 import { type CastellanConfig, catalogLocation, masterKeySource } from "../config/schema";
 import { buildProviders } from "../providers/build-providers";
-import { createDefaultRegistry } from "../providers/default-registry";
 import type { ProviderRegistry } from "../providers/registry";
 import { type Clock, type Logger, silentLogger, systemClock } from "../runtime";
+import { acmeAccountKeyBinding } from "../secrets/acme-binding";
 import { certificateKeyBinding, internalCaKeyBinding } from "../secrets/bindings";
 import { createSecretBox } from "../secrets/envelope";
 import type { SecretBox } from "../secrets/secret-box";
@@ -20,6 +20,7 @@ import { resolveWebhookSecrets } from "../webhooks/resolve-secrets";
 import { nodeDomainResolver } from "./dns-resolver";
 import { loadMasterKeyring } from "./master-key";
 import { migrateStore } from "./migrate";
+import { createNodeRegistry } from "./node-registry";
 
 export interface OpenPlatformOptions {
 	config: CastellanConfig;
@@ -50,7 +51,7 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<OpenPl
 	const { config, env } = options;
 	const clock = options.clock ?? systemClock;
 	const logger = options.logger ?? silentLogger;
-	const registry = options.registry ?? createDefaultRegistry();
+	const registry = options.registry ?? createNodeRegistry();
 	const catalog = catalogLocation(config);
 
 	for (const url of [catalog.url, ...config.regions.map((r) => r.database.url)]) {
@@ -118,9 +119,22 @@ async function proveMasterKey(store: Platform["store"], secrets: SecretBox): Pro
 			await secrets.open(ca.privateKeyCiphertext, internalCaKeyBinding(region.id, ca.id));
 			continue;
 		}
-		const [cert] = await region.db.select().from(certificates).limit(1);
-		if (cert)
+		// Discarded keys of deleted tenants are empty strings: skip them.
+		const [cert] = await region.db
+			.select()
+			.from(certificates)
+			.where(ne(certificates.privateKeyCiphertext, ""))
+			.limit(1);
+		if (cert) {
 			await secrets.open(cert.privateKeyCiphertext, certificateKeyBinding(cert.tenantId, cert.id));
+			continue;
+		}
+		const [account] = await region.db.select().from(acmeAccounts).limit(1);
+		if (account)
+			await secrets.open(
+				account.privateKeyCiphertext,
+				acmeAccountKeyBinding(region.id, account.id),
+			);
 	}
 }
 

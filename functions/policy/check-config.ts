@@ -95,6 +95,18 @@ function checkProviders(config: CastellanConfig, registry: ProviderRegistry): Vi
 			out.push(...zodViolations(settings.error as z.ZodError, ["providers", name, "settings"]));
 			continue;
 		}
+		for (const [key, kind] of Object.entries(factory.providerSettings ?? {})) {
+			const value = (provider.settings as Record<string, unknown>)[key];
+			if (typeof value !== "string") continue;
+			const target = config.providers[value];
+			if (!target) out.push({ path: at("settings", key), rule: `unknown provider "${value}"` });
+			else if (target.kind !== kind) {
+				out.push({
+					path: at("settings", key),
+					rule: `provider "${value}" is ${withArticle(target.kind)} provider, not ${kind}`,
+				});
+			}
+		}
 		for (const key of factory.endpointSettings) {
 			const value = (provider.settings as Record<string, unknown>)[key];
 			if (typeof value === "string" && !isAllowedEndpoint(value)) {
@@ -187,7 +199,7 @@ function checkProfiles(config: CastellanConfig): Violation[] {
 					if (first) {
 						out.push({
 							path: binding.path,
-							rule: `provider "${binding.providerName}" is a ${provider.kind} provider, not ${kind}`,
+							rule: `provider "${binding.providerName}" is ${withArticle(provider.kind)} provider, not ${kind}`,
 						});
 					}
 					continue;
@@ -245,4 +257,8 @@ function checkWebhooks(config: CastellanConfig): Violation[] {
 		}
 	});
 	return out;
+}
+
+function withArticle(kind: ProviderKind): string {
+	return `${kind === "issuer" ? "an" : "a"} ${kind}`;
 }

@@ -1,5 +1,5 @@
 import { formatViolation, jsonPath, zodViolations } from "../policy/violations";
-import type { PlatformProviderDeps } from "./deps";
+import type { PlatformProviderDeps, ProviderAccess } from "./deps";
 import type { ProviderRegistry } from "./registry";
 import type { Capabilities, ProviderByKind, ProviderKind } from "./types";
 
@@ -12,7 +12,7 @@ export interface ProviderDeclaration {
 }
 
 /** The providers of a running platform, by configured name; each was created once, at start. */
-export interface ProviderLookup {
+export interface ProviderLookup extends ProviderAccess {
 	/** The provider configured as `name`; throws unless it exists and is of `kind`. */
 	get<K extends ProviderKind>(kind: K, name: string): ProviderByKind[K];
 	/** Configured names of one kind, in configuration order. */
@@ -48,6 +48,30 @@ export function buildProviders(
 	deps: PlatformProviderDeps,
 ): ProviderLookup {
 	const built = new Map<string, { kind: ProviderKind; provider: AnyProvider }>();
+	const names = (kind: ProviderKind) =>
+		[...built].filter(([, entry]) => entry.kind === kind).map(([name]) => name);
+
+	// Providers may reach each other (ACME reaches its DNS provider) through this lookup,
+	// resolved when used, so the order of the declarations does not matter.
+	const lookup: ProviderLookup = {
+		get<K extends ProviderKind>(kind: K, name: string): ProviderByKind[K] {
+			const entry = built.get(name);
+			if (!entry) {
+				const configured = names(kind).join(", ") || "none";
+				throw new ProviderLookupError(
+					`no provider named "${name}" is configured (${kind} providers: ${configured})`,
+				);
+			}
+			if (entry.kind !== kind) {
+				throw new ProviderLookupError(
+					`provider "${name}" is ${article(entry.kind)} ${entry.kind} provider, not ${article(kind)} ${kind} provider`,
+				);
+			}
+			return entry.provider as ProviderByKind[K];
+		},
+		names,
+	};
+
 	for (const [name, declaration] of Object.entries(declarations)) {
 		const { kind, type } = declaration;
 		const factory = registry.get(kind, type);
@@ -67,7 +91,7 @@ export function buildProviders(
 				name,
 				settings: settings.data,
 				capabilities: declaration.capabilities,
-				deps,
+				deps: { ...deps, providers: deps.providers ?? lookup },
 			});
 			built.set(name, { kind, provider });
 		} catch (err) {
@@ -79,27 +103,7 @@ export function buildProviders(
 		}
 	}
 
-	const names = (kind: ProviderKind) =>
-		[...built].filter(([, entry]) => entry.kind === kind).map(([name]) => name);
-
-	return {
-		get<K extends ProviderKind>(kind: K, name: string): ProviderByKind[K] {
-			const entry = built.get(name);
-			if (!entry) {
-				const configured = names(kind).join(", ") || "none";
-				throw new ProviderLookupError(
-					`no provider named "${name}" is configured (${kind} providers: ${configured})`,
-				);
-			}
-			if (entry.kind !== kind) {
-				throw new ProviderLookupError(
-					`provider "${name}" is ${article(entry.kind)} ${entry.kind} provider, not ${article(kind)} ${kind} provider`,
-				);
-			}
-			return entry.provider as ProviderByKind[K];
-		},
-		names,
-	};
+	return lookup;
 }
 
 function article(kind: ProviderKind): string {

@@ -12,6 +12,8 @@ export interface ProviderFactory<K extends ProviderKind = ProviderKind, S = unkn
 	settingsSchema: z.ZodType<S>;
 	/** Setting keys holding URLs that must be https:// (loopback excepted). */
 	endpointSettings: readonly string[];
+	/** Setting keys that name another configured provider, and the kind it must be. */
+	providerSettings?: Readonly<Record<string, ProviderKind>>;
 	/** `settings` has already been parsed by `settingsSchema` (see build-providers.ts). */
 	create(input: {
 		name: string;

@@ -62,11 +62,35 @@ export interface IssueRequest {
 	hostnames: string[];
 }
 
+/** The CA's suggested renewal window for one certificate (ACME Renewal Information, RFC 9773). */
+export interface RenewalWindow {
+	start: Date;
+	end: Date;
+	/** When to ask again (the CA's Retry-After), if it said. */
+	retryAfter?: Date;
+	/** A page explaining an early window (e.g. a revocation incident). */
+	explanationUrl?: string;
+}
+
+/** What the renewal job knows of a stored certificate. */
+export interface StoredCertificate {
+	chainPem: string;
+	serial: string;
+	notBefore: Date;
+	notAfter: Date;
+}
+
 export interface CertificateIssuer {
 	readonly capabilities: Capabilities;
 	issue(request: IssueRequest): Promise<IssuedCertificate>;
 	/** PEM roots a client must trust to verify what this issuer signs for `regionId`. */
 	trustAnchors(regionId: string): Promise<string[]>;
+	/**
+	 * Optional: the CA's renewal window for `certificate`, for issuers whose CA offers ARI
+	 * (`fetchRenewalWindow` in functions/jobs/acme-renewal-info.ts does the lookup). Undefined
+	 * when the CA has none for it; the renewal job then renews when a third of the lifetime remains.
+	 */
+	renewalWindow?(certificate: StoredCertificate): Promise<RenewalWindow | undefined>;
 }
 
 /** Where keys and certificates rest. The regional default is the region's own database. */

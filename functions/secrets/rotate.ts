@@ -1,8 +1,9 @@
-import { and, eq, isNotNull, type SQL, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { RegionDb } from "../../db/client";
-import { certificates, internalCa, providerBindings } from "../../db/schema/region";
+import { acmeAccounts, certificates, internalCa, providerBindings } from "../../db/schema/region";
 import type { RegionHandle } from "../../db/store";
+import { acmeAccountKeyBinding } from "./acme-binding";
 import { certificateKeyBinding, internalCaKeyBinding, providerSettingsBinding } from "./bindings";
 import { ciphertextPrefix, createSecretBox } from "./envelope";
 import type { MasterKeyring } from "./keyring";
@@ -60,6 +61,117 @@ export async function rewrapAll(
 	return counts;
 }
 
+/** One column of sealed secrets: how to find its rows and what each is bound to. */
+interface SealedColumn {
+	column: SQLiteColumn;
+	pending(db: Db, where: SQL, limit: number): Promise<SealedRow[]>;
+}
+
+interface SealedRow {
+	ciphertext: string;
+	binding: SecretBinding;
+	write(db: Db, ciphertext: string): Promise<void>;
+}
+
+/** Every column holding a sealed secret. A new secret column is one entry here. */
+function sealedColumns(regionId: string): SealedColumn[] {
+	return [
+		{
+			column: certificates.privateKeyCiphertext,
+			async pending(db, where, limit) {
+				const rows = await db
+					.select({
+						id: certificates.id,
+						tenantId: certificates.tenantId,
+						ciphertext: certificates.privateKeyCiphertext,
+					})
+					.from(certificates)
+					.where(where)
+					.limit(limit);
+				return rows.map((row) => ({
+					ciphertext: row.ciphertext,
+					binding: certificateKeyBinding(row.tenantId, row.id),
+					write: (tx, ciphertext) =>
+						tx
+							.update(certificates)
+							.set({ privateKeyCiphertext: ciphertext })
+							.where(eq(certificates.id, row.id))
+							.then(() => {}),
+				}));
+			},
+		},
+		{
+			column: providerBindings.settingsCiphertext,
+			async pending(db, where, limit) {
+				const rows = await db
+					.select({
+						tenantId: providerBindings.tenantId,
+						kind: providerBindings.kind,
+						ciphertext: providerBindings.settingsCiphertext,
+					})
+					.from(providerBindings)
+					.where(where)
+					.limit(limit);
+				return rows.map((row) => ({
+					ciphertext: row.ciphertext ?? "",
+					binding: providerSettingsBinding(row.tenantId, row.kind),
+					write: (tx, ciphertext) =>
+						tx
+							.update(providerBindings)
+							.set({ settingsCiphertext: ciphertext })
+							.where(
+								and(
+									eq(providerBindings.tenantId, row.tenantId),
+									eq(providerBindings.kind, row.kind),
+								),
+							)
+							.then(() => {}),
+				}));
+			},
+		},
+		{
+			column: internalCa.privateKeyCiphertext,
+			async pending(db, where, limit) {
+				const rows = await db
+					.select({ id: internalCa.id, ciphertext: internalCa.privateKeyCiphertext })
+					.from(internalCa)
+					.where(where)
+					.limit(limit);
+				return rows.map((row) => ({
+					ciphertext: row.ciphertext,
+					binding: internalCaKeyBinding(regionId, row.id),
+					write: (tx, ciphertext) =>
+						tx
+							.update(internalCa)
+							.set({ privateKeyCiphertext: ciphertext })
+							.where(eq(internalCa.id, row.id))
+							.then(() => {}),
+				}));
+			},
+		},
+		{
+			column: acmeAccounts.privateKeyCiphertext,
+			async pending(db, where, limit) {
+				const rows = await db
+					.select({ id: acmeAccounts.id, ciphertext: acmeAccounts.privateKeyCiphertext })
+					.from(acmeAccounts)
+					.where(where)
+					.limit(limit);
+				return rows.map((row) => ({
+					ciphertext: row.ciphertext,
+					binding: acmeAccountKeyBinding(regionId, row.id),
+					write: (tx, ciphertext) =>
+						tx
+							.update(acmeAccounts)
+							.set({ privateKeyCiphertext: ciphertext })
+							.where(eq(acmeAccounts.id, row.id))
+							.then(() => {}),
+				}));
+			},
+		},
+	];
+}
+
 async function rewrapRegion(
 	db: Db,
 	regionId: string,
@@ -67,70 +179,18 @@ async function rewrapRegion(
 	prefix: string,
 ): Promise<RewrapCount> {
 	const count: RewrapCount = { region: regionId, rewrapped: 0, alreadyCurrent: 0 };
-	const reseal = async (ciphertext: string, binding: SecretBinding) =>
-		box.seal(await box.open(ciphertext, binding), binding);
-
-	const certs = certificates.privateKeyCiphertext;
-	count.alreadyCurrent += await countCurrent(db, certs, prefix);
-	for (;;) {
-		const rows = await db
-			.select({ id: certificates.id, tenantId: certificates.tenantId, ciphertext: certs })
-			.from(certificates)
-			.where(notCurrent(certs, prefix))
-			.limit(BATCH);
-		if (rows.length === 0) break;
-		for (const row of rows) {
-			const resealed = await reseal(row.ciphertext, certificateKeyBinding(row.tenantId, row.id));
-			await db
-				.update(certificates)
-				.set({ privateKeyCiphertext: resealed })
-				.where(eq(certificates.id, row.id));
-			count.rewrapped++;
-		}
-	}
-
-	const settings = providerBindings.settingsCiphertext;
-	count.alreadyCurrent += await countCurrent(db, settings, prefix);
-	for (;;) {
-		const rows = await db
-			.select({
-				tenantId: providerBindings.tenantId,
-				kind: providerBindings.kind,
-				ciphertext: settings,
-			})
-			.from(providerBindings)
-			.where(and(isNotNull(settings), notCurrent(settings, prefix)))
-			.limit(BATCH);
-		if (rows.length === 0) break;
-		for (const row of rows) {
-			const binding = providerSettingsBinding(row.tenantId, row.kind);
-			const resealed = await reseal(row.ciphertext!, binding);
-			await db
-				.update(providerBindings)
-				.set({ settingsCiphertext: resealed })
-				.where(
-					and(eq(providerBindings.tenantId, row.tenantId), eq(providerBindings.kind, row.kind)),
+	for (const sealed of sealedColumns(regionId)) {
+		count.alreadyCurrent += await countCurrent(db, sealed.column, prefix);
+		for (;;) {
+			const rows = await sealed.pending(db, notCurrent(sealed.column, prefix), BATCH);
+			if (rows.length === 0) break;
+			for (const row of rows) {
+				await row.write(
+					db,
+					await box.seal(await box.open(row.ciphertext, row.binding), row.binding),
 				);
-			count.rewrapped++;
-		}
-	}
-
-	const caKeys = internalCa.privateKeyCiphertext;
-	count.alreadyCurrent += await countCurrent(db, caKeys, prefix);
-	for (;;) {
-		const rows = await db
-			.select({ id: internalCa.id, ciphertext: caKeys })
-			.from(internalCa)
-			.where(notCurrent(caKeys, prefix))
-			.limit(BATCH);
-		if (rows.length === 0) break;
-		for (const row of rows) {
-			const resealed = await reseal(row.ciphertext, internalCaKeyBinding(regionId, row.id));
-			await db
-				.update(internalCa)
-				.set({ privateKeyCiphertext: resealed })
-				.where(eq(internalCa.id, row.id));
-			count.rewrapped++;
+				count.rewrapped++;
+			}
 		}
 	}
 	return count;
@@ -138,8 +198,9 @@ async function rewrapRegion(
 
 // Every row a batch returns is re-sealed under the current key (or the run throws), so it
 // drops out of the next batch: the loops end without paging state and memory stays bounded.
+// Empty (discarded keys of deleted tenants) and NULL columns hold no secret and are skipped.
 function notCurrent(column: SQLiteColumn, prefix: string): SQL {
-	return sql`substr(${column}, 1, ${prefix.length}) <> ${prefix}`;
+	return sql`${column} is not null and ${column} <> '' and substr(${column}, 1, ${prefix.length}) <> ${prefix}`;
 }
 
 async function countCurrent(db: Db, column: SQLiteColumn, prefix: string): Promise<number> {

@@ -1,7 +1,9 @@
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { createApp } from "../../functions/api/app";
 import { isEmbedded } from "../../functions/node/open-platform";
+import { startProvisioningHost } from "../../functions/node/provisioning-host";
 import { jsonLogger } from "../../functions/runtime";
 import { type CommandIo, loadConfig, openPlatformFor, parseFlags } from "../lib/cli";
 import { seedDemoDataPlanes } from "../lib/demo-data-planes";
@@ -31,7 +33,8 @@ export async function start(args: string[], io: CommandIo): Promise<number> {
 		httpsPort: config.ports.https,
 		httpPort: config.ports.http,
 	});
-	const app = createApp(platform);
+	const provisioning = startProvisioningHost(platform, { holder: nodeHolder(config.ports.api) });
+	const app = createApp(platform, { jobsQueued: provisioning.kick });
 	const api = serve({ fetch: app.fetch, port: config.ports.api, hostname: host });
 	await new Promise<void>((resolve, reject) => {
 		api.once("listening", resolve);
@@ -57,6 +60,7 @@ export async function start(args: string[], io: CommandIo): Promise<number> {
 
 	const stop = async () => {
 		api.close();
+		await provisioning.stop();
 		await edge.close();
 		for (const o of origins) await o.close();
 		platform.close();
@@ -74,4 +78,9 @@ function masterKeyPath(config: {
 	return config.masterKey && "file" in config.masterKey
 		? config.masterKey.file
 		: join(config.dataDir, "master.key");
+}
+
+/** Stable across restarts of this node, so it resumes its own job leases at once. */
+function nodeHolder(apiPort: number): string {
+	return `${hostname()}:${apiPort}`;
 }

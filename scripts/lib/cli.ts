@@ -1,10 +1,10 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import type { CastellanConfig } from "../../functions/config/schema";
 import { readConfigDocument } from "../../functions/node/load-config";
+import { createNodeRegistry } from "../../functions/node/node-registry";
 import { isEmbedded, type OpenPlatform, openPlatform } from "../../functions/node/open-platform";
 import { checkConfig } from "../../functions/policy/check-config";
 import { formatViolation } from "../../functions/policy/violations";
-import { createDefaultRegistry } from "../../functions/providers/default-registry";
 import type { Logger } from "../../functions/runtime";
 
 export interface CommandIo {
@@ -51,7 +51,7 @@ export function loadConfig(
 	} catch (err) {
 		throw new CliError([(err as Error).message]);
 	}
-	const result = checkConfig(doc.document, createDefaultRegistry());
+	const result = checkConfig(doc.document, createNodeRegistry());
 	if (!result.ok) throw new CliError(result.violations.map(formatViolation));
 	return { config: result.config, source: doc.source, isDefault: doc.isDefault };
 }

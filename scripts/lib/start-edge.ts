@@ -1,3 +1,4 @@
+import { startNodeEdge } from "../../edge/node/start-node-edge";
 import type { Platform } from "../../functions/services/context";
 
 export interface RunningEdge {
@@ -6,10 +7,24 @@ export interface RunningEdge {
 	close(): Promise<void>;
 }
 
-/** Placeholder until the Node edge lands in edge/node/. */
+/** The Node edge on the platform's store and keys: HTTPS by SNI, HTTP redirecting to it. */
 export async function startEdge(
-	_platform: Platform,
-	_opts: { host: string; httpsPort: number; httpPort: number },
+	platform: Platform,
+	opts: {
+		host: string;
+		httpsPort: number;
+		httpPort: number;
+		onInstanceSuspect?: (instanceId: string) => void;
+	},
 ): Promise<RunningEdge> {
-	throw new Error("the Node edge is not wired yet");
+	return startNodeEdge({
+		store: platform.store,
+		secrets: platform.secrets,
+		host: opts.host,
+		httpsPort: opts.httpsPort,
+		httpPort: opts.httpPort,
+		logger: platform.logger,
+		clock: platform.clock,
+		onInstanceSuspect: opts.onInstanceSuspect,
+	});
 }

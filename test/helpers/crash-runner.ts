@@ -3,13 +3,13 @@
  * commits, as a power cut would. Usage: node --import tsx crash-runner.ts <dir> <step> <holder>
  */
 import { defaultConfig } from "../../functions/config/default-config";
+import { createNodeRegistry } from "../../functions/node/node-registry";
 import { openPlatform } from "../../functions/node/open-platform";
 import { checkConfig } from "../../functions/policy/check-config";
-import { createDefaultRegistry } from "../../functions/providers/default-registry";
 import { runDueJobs } from "../../functions/services/provisioning/run-jobs";
 
 const [dir, crashAfter, holder] = process.argv.slice(2) as [string, string, string];
-const checked = checkConfig(defaultConfig(dir), createDefaultRegistry());
+const checked = checkConfig(defaultConfig(dir), createNodeRegistry());
 if (!checked.ok) throw new Error("config");
 const platform = await openPlatform({ config: checked.config, env: {}, migrate: false });
 await runDueJobs(platform, {

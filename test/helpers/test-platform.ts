@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultConfig } from "../../functions/config/default-config";
+import { createNodeRegistry } from "../../functions/node/node-registry";
 import { type OpenPlatform, openPlatform } from "../../functions/node/open-platform";
 import { checkConfig } from "../../functions/policy/check-config";
 import { formatViolation } from "../../functions/policy/violations";
-import { createDefaultRegistry } from "../../functions/providers/default-registry";
 import type { Clock } from "../../functions/runtime";
 import type { Platform } from "../../functions/services/context";
 
@@ -31,7 +31,7 @@ export async function createTestPlatform(
 	const dir = options.dir ?? mkdtempSync(join(tmpdir(), "castellan-platform-"));
 	const doc = defaultConfig(dir);
 	options.edit?.(doc);
-	const checked = checkConfig(doc, createDefaultRegistry());
+	const checked = checkConfig(doc, createNodeRegistry());
 	if (!checked.ok) throw new Error(checked.violations.map(formatViolation).join("\n"));
 	const platform = await openPlatform({
 		config: checked.config,

@@ -1,7 +1,7 @@
 // @peculiar/x509 needs the Reflect polyfill loaded before it.
 import "reflect-metadata";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
 import { createClient } from "@libsql/client";
 import * as x509 from "@peculiar/x509";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -475,6 +475,31 @@ describe("acme issuer against Pebble and PowerDNS", () => {
 		});
 	});
 
+	describe("a lost account", () => {
+		it("is registered again with the same key when the CA no longer knows it", async () => {
+			const first = newIssuer({ deps: deps({ "tenant-dns": powerDns() }) });
+			await first.issue({ tenantId: "ten_l", regionId: EU, hostnames: [uniqueHost("l")] });
+			const [before] = await accountRows();
+			if (!before?.accountUrl) throw new Error("no account registered");
+			// As if the CA had been reset: the stored account URL points at nothing.
+			const lost = before.accountUrl.replace(/[^/]+$/, "999999");
+			await temp.store.region(EU).db.update(acmeAccounts).set({ accountUrl: lost });
+
+			const restarted = newIssuer({ deps: deps({ "tenant-dns": powerDns() }) });
+			const issued = await restarted.issue({
+				tenantId: "ten_l",
+				regionId: EU,
+				hostnames: [uniqueHost("l")],
+			});
+
+			await verifiedPath(issued.chainPem, await anchorCerts(restarted));
+			const [after] = await accountRows();
+			// newAccount with the same key finds the CA's existing account for it.
+			expect(after?.accountUrl).toBe(before.accountUrl);
+			expect(after?.privateKeyCiphertext).toBe(before.privateKeyCiphertext);
+		});
+	});
+
 	describe("External Account Binding", () => {
 		const hmacKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 		let eabPebble: PebbleServer;
@@ -635,6 +660,35 @@ describe("acme issuer against Pebble and PowerDNS", () => {
 			}
 		});
 
+		it("a CA that accepts the connection but never answers: retryable, after requestTimeoutMs", async () => {
+			const held: Socket[] = [];
+			const silent = createNetServer((socket) => held.push(socket)); // accepts, never answers
+			await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+			const { port } = silent.address() as AddressInfo;
+			try {
+				const issuer = newIssuer({
+					settings: {
+						directoryUrl: `http://127.0.0.1:${port}/dir`,
+						dnsProvider: "tenant-dns",
+						requestTimeoutMs: 1_000,
+					},
+					deps: deps({ "tenant-dns": powerDns() }),
+				});
+
+				const error = await issuerError(
+					issuer.issue({ tenantId: "ten_slow", regionId: EU, hostnames: [uniqueHost("slow")] }),
+				);
+
+				expect(error.retryable).toBe(true);
+				expect(error.message).toBe(
+					`cannot reach the ACME server http://127.0.0.1:${port}: no answer within 1000 ms`,
+				);
+			} finally {
+				for (const socket of held) socket.destroy();
+				await new Promise((resolve) => silent.close(resolve));
+			}
+		});
+
 		it("a name the CA refuses (rejectedIdentifier): not retryable, names it, publishes nothing", async () => {
 			const dns = new ObservedDns(powerDns());
 			const issuer = newIssuer({ deps: deps({ "tenant-dns": dns }) });
@@ -663,6 +717,26 @@ describe("acme issuer against Pebble and PowerDNS", () => {
 			expect(error.message).toBe(
 				`cannot trust the TLS certificate of the ACME server ${new URL(pebble.directoryUrl).origin} (DEPTH_ZERO_SELF_SIGNED_CERT): give its CA in settings.trustedRootsPem`,
 			);
+		});
+
+		it("a region the store does not know: the store's own error, before the CA is asked", async () => {
+			const server = await problemServer(500, {});
+			try {
+				const issuer = newIssuer({
+					settings: { directoryUrl: `${server.url}/dir`, dnsProvider: "tenant-dns" },
+					deps: deps({ "tenant-dns": powerDns() }),
+				});
+				const issuing = issuer.issue({
+					tenantId: "ten_r",
+					regionId: "mars-1",
+					hostnames: [uniqueHost("r")],
+				});
+				await expect(issuing).rejects.not.toBeInstanceOf(IssuerError);
+				await expect(issuing).rejects.toThrow(/unknown region "mars-1"/);
+				expect(server.requests()).toBe(0);
+			} finally {
+				await server.close();
+			}
 		});
 
 		it("a dnsProvider name that is not configured: not retryable, names the setting", async () => {
@@ -776,11 +850,13 @@ describe("acme issuer configuration", () => {
 		);
 	});
 
-	it("needs the platform to hand it the other providers, and says so at start", () => {
-		expect(() => build(valid, false)).toThrow(
-			'$.providers.ca: cannot create issuer provider "acme": settings.dnsProvider: the platform gives this issuer no access to other providers',
+	it("reaches its DNS provider through the platform's own lookup when none is handed in", () => {
+		// buildProviders hands each provider the lookup of the providers it builds.
+		const providers = build(valid, false);
+		expect(providers.get("issuer", "ca")).toBeDefined();
+		expect(() => providers.get("dns", "tenant-dns")).toThrow(
+			/no provider named "tenant-dns" is configured/,
 		);
-		expect(() => build(valid)).not.toThrow();
 	});
 
 	it("is registered only in the Node registry: the runtime-neutral one does not know it", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { defaultConfig } from "../../functions/config/default-config";
+import { createNodeRegistry } from "../../functions/node/node-registry";
 import { checkConfig } from "../../functions/policy/check-config";
 import { formatViolation } from "../../functions/policy/violations";
 import { createDefaultRegistry } from "../../functions/providers/default-registry";
@@ -215,6 +216,29 @@ describe("config check", () => {
 			'$.regions[0].jurisdiction: must be an upper-case jurisdiction code such as "EU" or "US"',
 			'$: unknown field "colour"',
 		]);
+	});
+
+	it("refuses a provider setting that names a missing provider or one of another kind", () => {
+		const doc = base();
+		doc.providers.acme = {
+			kind: "issuer",
+			type: "acme",
+			settings: { directoryUrl: "https://acme.example.test/dir", dnsProvider: "missing-dns" },
+			capabilities: { jurisdiction: "global" },
+		};
+		const check = (d: unknown) => {
+			const result = checkConfig(d, createNodeRegistry());
+			return result.ok ? [] : result.violations.map(formatViolation);
+		};
+		expect(check(doc)).toEqual([
+			'$.providers.acme.settings.dnsProvider: unknown provider "missing-dns"',
+		]);
+		doc.providers.acme.settings.dnsProvider = "internal-ca";
+		expect(check(doc)).toEqual([
+			'$.providers.acme.settings.dnsProvider: provider "internal-ca" is an issuer provider, not dns',
+		]);
+		doc.providers.acme.settings.dnsProvider = "localhost-dns";
+		expect(check(doc)).toEqual([]);
 	});
 
 	it("refuses a config that enables no profile", () => {

@@ -4,9 +4,10 @@ import { join } from "node:path";
 import { eq, sql } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { RegionDb } from "../../db/client";
-import { certificates, internalCa, providerBindings } from "../../db/schema/region";
+import { acmeAccounts, certificates, internalCa, providerBindings } from "../../db/schema/region";
 import type { ProviderKind } from "../../db/schema/region/provider-bindings";
 import { addKeyToFile, loadMasterKeyring, retireOldKeys } from "../../functions/node/master-key";
+import { acmeAccountKeyBinding } from "../../functions/secrets/acme-binding";
 import {
 	certificateKeyBinding,
 	internalCaKeyBinding,
@@ -177,6 +178,43 @@ describe("rewrapAll", () => {
 			{ region: "us-east", rewrapped: 0, alreadyCurrent: 7 },
 		]);
 		expect(await seeded.get("us-east")![0]!.read(temp.store.region("us-east").db)).toBe(before);
+	});
+
+	it("skips discarded keys (deleted tenants) and rotates ACME account keys too", async () => {
+		const eu = temp.store.region("eu-central").db;
+		const now = new Date();
+		await eu.insert(certificates).values({
+			id: "crt_discarded",
+			tenantId: "ten_gone",
+			hostname: "gone.example.test",
+			issuer: "internal-ca",
+			serial: "01",
+			chainPem: "-",
+			privateKeyCiphertext: "",
+			notBefore: now,
+			notAfter: now,
+			status: "revoked",
+			createdAt: now,
+		});
+		const boxA = createSecretBox(await MasterKeyring.fromKeys([keyA]));
+		const binding = acmeAccountKeyBinding("eu-central", "acme-pebble:eu-central");
+		await eu.insert(acmeAccounts).values({
+			id: "acme-pebble:eu-central",
+			directoryUrl: "https://acme.example.test/dir",
+			privateKeyCiphertext: await boxA.seal("account key", binding),
+			createdAt: now,
+		});
+		const rotated = await MasterKeyring.fromKeys([keyB, keyA]);
+		const [eu1] = await rewrapAll(temp.store, rotated);
+		expect(eu1).toEqual({ region: "eu-central", rewrapped: 205 + 2 + 1 + 1, alreadyCurrent: 0 });
+		const [account] = await eu.select().from(acmeAccounts);
+		const onlyB = createSecretBox(await MasterKeyring.fromKeys([keyB]));
+		expect(await onlyB.openText(account!.privateKeyCiphertext, binding)).toBe("account key");
+		const [discarded] = await eu
+			.select()
+			.from(certificates)
+			.where(eq(certificates.id, "crt_discarded"));
+		expect(discarded?.privateKeyCiphertext).toBe("");
 	});
 
 	it("counts secrets already under the current key without touching them", async () => {
