@@ -10,6 +10,7 @@ import type { Platform, ServiceContext } from "../services/context";
 import { getJob } from "../services/jobs";
 import { handleProvisioningEvent } from "../services/provisioning/handle-event";
 import { createTenant, getTenant, listTenants, updateTenant } from "../services/tenants";
+import { uploadCertificate } from "../services/upload-certificate";
 import { provisioningEventSchema } from "../webhooks/events";
 import { SIGNATURE_HEADER, type SignatureFailure, verifySignature } from "../webhooks/signature";
 
@@ -157,6 +158,15 @@ export function createApp(
 			input: { id: c.req.param("id"), changes: await jsonBody(c.req.raw) },
 		});
 		return c.json({ tenant });
+	});
+
+	/** A tenant's own certificate (byo): validated, sealed, served at once. */
+	v1.put("/tenants/:id/certificate", requireScope("tenants:write"), async (c) => {
+		const stored = await uploadCertificate({
+			ctx: c.get("ctx"),
+			input: { tenantId: c.req.param("id"), body: await jsonBody(c.req.raw) },
+		});
+		return c.json({ certificate: stored }, 201);
 	});
 
 	v1.get("/jobs/:id", requireScope("read"), async (c) =>

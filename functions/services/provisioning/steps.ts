@@ -62,6 +62,13 @@ const dns: StepFn = async (ctx) => {
 			`no eligible data-plane node inside the residency of tenant ${ctx.tenant.id}`,
 		);
 	}
+	if (!resolveBinding(ctx.platform.config, ctx.tenant.profile, ctx.region.id, "dns")) {
+		// byo without a DNS provider: the customer points the name; the job records where to.
+		await ctx.region.db.transaction((tx) =>
+			ctx.complete(tx, { dnsManagedByCustomer: true, pointTo: [...targets.ipv4, ...targets.ipv6] }),
+		);
+		return;
+	}
 	const name = providerName(ctx, "dns");
 	const provider = ctx.platform.providers.get("dns", name);
 	const sets: Array<{ type: DnsRecordType; values: string[] }> = [
@@ -114,6 +121,9 @@ const dns: StepFn = async (ctx) => {
  * resumed job does not issue twice). The key is sealed before it touches the database.
  */
 const certificate: StepFn = async (ctx) => {
+	if (!resolveBinding(ctx.platform.config, ctx.tenant.profile, ctx.region.id, "issuer")) {
+		return awaitUploadedCertificate(ctx);
+	}
 	const issuerName = providerName(ctx, "issuer");
 	const now = ctx.platform.clock.now();
 	const [current] = await ctx.region.db
@@ -180,6 +190,29 @@ const certificate: StepFn = async (ctx) => {
 		await ctx.complete(tx, { certificateId: id });
 	});
 };
+
+/** Without an issuer (byo), the step waits, retrying, for the customer's own certificate. */
+async function awaitUploadedCertificate(ctx: StepContext): Promise<void> {
+	const [uploaded] = await ctx.region.db
+		.select()
+		.from(certificates)
+		.where(
+			and(
+				eq(certificates.hostname, ctx.hostname),
+				eq(certificates.tenantId, ctx.tenant.id),
+				eq(certificates.status, "active"),
+			),
+		)
+		.limit(1);
+	if (!uploaded || uploaded.notAfter.getTime() <= ctx.platform.clock.now().getTime()) {
+		throw new RetryableError(
+			`waiting for the customer's certificate for ${ctx.hostname}: upload it with PUT /v1/tenants/${ctx.tenant.id}/certificate`,
+		);
+	}
+	await ctx.region.db.transaction((tx) =>
+		ctx.complete(tx, { certificateId: uploaded.id, uploaded: true }),
+	);
+}
 
 const route: StepFn = async (ctx) => {
 	const [cert] = await ctx.region.db
