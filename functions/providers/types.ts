@@ -44,6 +44,8 @@ export interface DnsProvider {
 	remove(name: string, type: DnsRecordType): Promise<void>;
 	/** Record sets this provider manages under `zone` (or everywhere it serves when omitted). */
 	list(zone?: string): Promise<DnsRecordSet[]>;
+	/** The zones it serves, so a hostname outside them is refused up front; absent = any name. */
+	readonly zones?: readonly string[];
 }
 
 export interface IssuedCertificate {

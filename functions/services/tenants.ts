@@ -9,8 +9,9 @@ import {
 	type tenants as tenantsTable,
 } from "../../db/schema/region";
 import { appendAuditEvent } from "../audit/audit-chain";
-import { PROFILE_NAMES } from "../config/schema";
+import { PROFILE_NAMES, type ProfileName } from "../config/schema";
 import { AppError } from "../errors";
+import { resolveBinding } from "../policy/check-config";
 import { checkTenantPlacement, orderAllowedRegions } from "../policy/tenant-placement";
 import { zodViolations } from "../policy/violations";
 import { newId } from "../runtime";
@@ -94,6 +95,7 @@ export async function createTenant({
 
 	const id = data.id ?? newId("ten");
 	const hostname = `${data.slug}.${config.baseDomain}`;
+	checkHostnameInZones(ctx, data.profile, data.homeRegion, hostname);
 	const allowedRegions = orderAllowedRegions(
 		config,
 		data.homeRegion,
@@ -290,4 +292,22 @@ function toView(row: TenantRow, names: string[]): TenantView {
 		createdAt: row.createdAt.toISOString(),
 		updatedAt: row.updatedAt.toISOString(),
 	};
+}
+
+/** The tenant's hostname must lie in a zone its DNS provider serves, or nothing could resolve it. */
+function checkHostnameInZones(
+	ctx: ServiceContext,
+	profile: ProfileName,
+	regionId: string,
+	hostname: string,
+) {
+	const binding = resolveBinding(ctx.platform.config, profile, regionId, "dns");
+	const zones = binding && ctx.platform.providers.get("dns", binding.providerName).zones;
+	if (!zones || zones.some((zone) => hostname === zone || hostname.endsWith(`.${zone}`))) return;
+	throw AppError.validation([
+		{
+			path: "$.slug",
+			rule: `${hostname} lies outside the zones served by dns provider "${binding.providerName}" (${zones.join(", ")})`,
+		},
+	]);
 }

@@ -110,6 +110,10 @@ export class CloudflareDnsProvider implements DnsProvider {
 	readonly #apiToken: string;
 	readonly #zoneId: string;
 	readonly #zone: string;
+
+	get zones(): readonly string[] {
+		return [this.#zone];
+	}
 	readonly #apiBase: string;
 	readonly #proxied: boolean;
 	readonly #timeoutMs: number;

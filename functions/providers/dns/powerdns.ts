@@ -69,6 +69,10 @@ export class PowerDnsProvider implements DnsProvider {
 	readonly #serverId: string;
 	readonly #apiKey: string;
 	readonly #zones: readonly string[];
+
+	get zones(): readonly string[] {
+		return this.#zones;
+	}
 	readonly #timeoutMs: number;
 
 	constructor(options: PowerDnsProviderOptions) {
