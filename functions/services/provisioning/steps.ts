@@ -46,6 +46,21 @@ function audit(
 	);
 }
 
+/** The certificate currently in service for the job's hostname (at most one is active). */
+function activeCertificates(ctx: StepContext) {
+	return ctx.region.db
+		.select()
+		.from(certificates)
+		.where(
+			and(
+				eq(certificates.hostname, ctx.hostname),
+				eq(certificates.tenantId, ctx.tenant.id),
+				eq(certificates.status, "active"),
+			),
+		)
+		.limit(1);
+}
+
 const validate: StepFn = async (ctx) => {
 	if (ctx.tenant.status === "deleted")
 		throw new PermanentError(`tenant ${ctx.tenant.id} was deleted`);
@@ -126,17 +141,7 @@ const certificate: StepFn = async (ctx) => {
 	}
 	const issuerName = providerName(ctx, "issuer");
 	const now = ctx.platform.clock.now();
-	const [current] = await ctx.region.db
-		.select()
-		.from(certificates)
-		.where(
-			and(
-				eq(certificates.hostname, ctx.hostname),
-				eq(certificates.tenantId, ctx.tenant.id),
-				eq(certificates.status, "active"),
-			),
-		)
-		.limit(1);
+	const [current] = await activeCertificates(ctx);
 	if (current && current.issuer === issuerName) {
 		const lifetime = current.notAfter.getTime() - current.notBefore.getTime();
 		if (current.notAfter.getTime() - now.getTime() > lifetime * REUSE_WHILE_REMAINING) {
@@ -193,17 +198,7 @@ const certificate: StepFn = async (ctx) => {
 
 /** Without an issuer (byo), the step waits, retrying, for the customer's own certificate. */
 async function awaitUploadedCertificate(ctx: StepContext): Promise<void> {
-	const [uploaded] = await ctx.region.db
-		.select()
-		.from(certificates)
-		.where(
-			and(
-				eq(certificates.hostname, ctx.hostname),
-				eq(certificates.tenantId, ctx.tenant.id),
-				eq(certificates.status, "active"),
-			),
-		)
-		.limit(1);
+	const [uploaded] = await activeCertificates(ctx);
 	if (!uploaded || uploaded.notAfter.getTime() <= ctx.platform.clock.now().getTime()) {
 		throw new RetryableError(
 			`waiting for the customer's certificate for ${ctx.hostname}: upload it with PUT /v1/tenants/${ctx.tenant.id}/certificate`,
@@ -215,17 +210,7 @@ async function awaitUploadedCertificate(ctx: StepContext): Promise<void> {
 }
 
 const route: StepFn = async (ctx) => {
-	const [cert] = await ctx.region.db
-		.select({ id: certificates.id })
-		.from(certificates)
-		.where(
-			and(
-				eq(certificates.hostname, ctx.hostname),
-				eq(certificates.tenantId, ctx.tenant.id),
-				eq(certificates.status, "active"),
-			),
-		)
-		.limit(1);
+	const [cert] = await activeCertificates(ctx);
 	if (!cert) throw new RetryableError(`no active certificate for ${ctx.hostname} yet`);
 	const now = ctx.platform.clock.now();
 	await ctx.region.db.transaction(async (tx) => {
