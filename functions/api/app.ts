@@ -9,6 +9,7 @@ import { grants, type Scope, verifyApiToken } from "../services/api-tokens";
 import type { Platform, ServiceContext } from "../services/context";
 import { getJob } from "../services/jobs";
 import { handleProvisioningEvent } from "../services/provisioning/handle-event";
+import { bindTenantProvider } from "../services/tenant-providers";
 import { createTenant, getTenant, listTenants, updateTenant } from "../services/tenants";
 import { uploadCertificate } from "../services/upload-certificate";
 import { provisioningEventSchema } from "../webhooks/events";
@@ -158,6 +159,20 @@ export function createApp(
 			input: { id: c.req.param("id"), changes: await jsonBody(c.req.raw) },
 		});
 		return c.json({ tenant });
+	});
+
+	/** A tenant's own DNS or issuer provider (byo), or a configured one chosen for it. */
+	v1.put("/tenants/:id/providers/:kind", requireScope("tenants:write"), async (c) => {
+		const bound = await bindTenantProvider({
+			ctx: c.get("ctx"),
+			input: {
+				tenantId: c.req.param("id"),
+				kind: c.req.param("kind"),
+				body: await jsonBody(c.req.raw),
+			},
+		});
+		hooks.jobsQueued?.();
+		return c.json({ binding: bound }, 200);
 	});
 
 	/** A tenant's own certificate (byo): validated, sealed, served at once. */

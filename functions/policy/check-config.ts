@@ -80,44 +80,81 @@ function checkPorts(config: CastellanConfig): Violation[] {
 function checkProviders(config: CastellanConfig, registry: ProviderRegistry): Violation[] {
 	const out: Violation[] = [];
 	for (const [name, provider] of Object.entries(config.providers)) {
-		const at = (...rest: PropertyKey[]) => jsonPath(["providers", name, ...rest]);
-		const factory = registry.get(provider.kind, provider.type);
-		if (!factory) {
-			const known = registry.types(provider.kind);
-			out.push({
-				path: at("type"),
+		out.push(
+			...checkProviderDeclaration(provider, registry, ["providers", name], config.providers),
+		);
+	}
+	return out;
+}
+
+/**
+ * One provider declaration: a registered type, settings its schema accepts, https endpoints,
+ * and settings that name other providers naming existing ones of the right kind. Shared by
+ * the config file's `providers` and a tenant's own provider bindings.
+ */
+export function checkProviderDeclaration(
+	provider: { kind: ProviderKind; type: string; settings: Record<string, unknown> },
+	registry: ProviderRegistry,
+	at: PropertyKey[],
+	configured: CastellanConfig["providers"],
+): Violation[] {
+	const out: Violation[] = [];
+	const path = (...rest: PropertyKey[]) => jsonPath([...at, ...rest]);
+	const factory = registry.get(provider.kind, provider.type);
+	if (!factory) {
+		const known = registry.types(provider.kind);
+		return [
+			{
+				path: path("type"),
 				rule: `unknown ${provider.kind} provider type "${provider.type}" (known: ${known.join(", ") || "none"})`,
+			},
+		];
+	}
+	const settings = factory.settingsSchema.safeParse(provider.settings);
+	if (!settings.success) return zodViolations(settings.error as z.ZodError, [...at, "settings"]);
+	for (const [key, kind] of Object.entries(factory.providerSettings ?? {})) {
+		const value = provider.settings[key];
+		if (typeof value !== "string") continue;
+		const target = configured[value];
+		if (!target) out.push({ path: path("settings", key), rule: `unknown provider "${value}"` });
+		else if (target.kind !== kind) {
+			out.push({
+				path: path("settings", key),
+				rule: `provider "${value}" is ${withArticle(target.kind)} provider, not ${kind}`,
 			});
-			continue;
 		}
-		const settings = factory.settingsSchema.safeParse(provider.settings);
-		if (!settings.success) {
-			out.push(...zodViolations(settings.error as z.ZodError, ["providers", name, "settings"]));
-			continue;
-		}
-		for (const [key, kind] of Object.entries(factory.providerSettings ?? {})) {
-			const value = (provider.settings as Record<string, unknown>)[key];
-			if (typeof value !== "string") continue;
-			const target = config.providers[value];
-			if (!target) out.push({ path: at("settings", key), rule: `unknown provider "${value}"` });
-			else if (target.kind !== kind) {
-				out.push({
-					path: at("settings", key),
-					rule: `provider "${value}" is ${withArticle(target.kind)} provider, not ${kind}`,
-				});
-			}
-		}
-		for (const key of factory.endpointSettings) {
-			const value = (provider.settings as Record<string, unknown>)[key];
-			if (typeof value === "string" && !isAllowedEndpoint(value)) {
-				out.push({
-					path: at("settings", key),
-					rule: "must be an https:// URL (http:// is allowed only for loopback addresses)",
-				});
-			}
+	}
+	for (const key of factory.endpointSettings) {
+		const value = provider.settings[key];
+		if (typeof value === "string" && !isAllowedEndpoint(value)) {
+			out.push({
+				path: path("settings", key),
+				rule: "must be an https:// URL (http:// is allowed only for loopback addresses)",
+			});
 		}
 	}
 	return out;
+}
+
+/** Sovereign: a provider must work inside the region's jurisdiction (or only in the region). */
+export function sovereignJurisdictionRule(
+	region: { id: string; jurisdiction: string },
+	providerName: string,
+	capabilities: { jurisdiction: string },
+): string | undefined {
+	const j = capabilities.jurisdiction;
+	if (j === "regional" || j === region.jurisdiction) return undefined;
+	return `sovereign profile: region "${region.id}" is in jurisdiction ${region.jurisdiction} but provider "${providerName}" declares jurisdiction ${j}; bind a provider inside ${region.jurisdiction} for this region`;
+}
+
+/** Byo: DNS and certificates are the customer's (see ADR 0006 for storage and relay). */
+export function byoControlRule(
+	kind: ProviderKind,
+	providerName: string,
+	capabilities: { customerControlled?: boolean | undefined },
+): string | undefined {
+	if (!isCustomerKind(kind) || capabilities.customerControlled) return undefined;
+	return `byo profile: ${kind} must be customer-controlled, but provider "${providerName}" does not declare customerControlled: true`;
 }
 
 /** https everywhere; plain http only to this machine, where nothing crosses a network. */
@@ -204,24 +241,16 @@ function checkProfiles(config: CastellanConfig): Violation[] {
 					}
 					continue;
 				}
-				const j = provider.capabilities.jurisdiction;
-				if (profile === "sovereign" && j !== "regional" && j !== region.jurisdiction) {
-					out.push({
-						path: binding.path,
-						rule: `sovereign profile: region "${region.id}" is in jurisdiction ${region.jurisdiction} but provider "${binding.providerName}" declares jurisdiction ${j}; bind a provider inside ${region.jurisdiction} for this region`,
-					});
-				}
-				if (
-					profile === "byo" &&
-					!provider.capabilities.customerControlled &&
-					isCustomerKind(kind) &&
-					first
-				) {
-					out.push({
-						path: binding.path,
-						rule: `byo profile: ${kind} must be customer-controlled, but provider "${binding.providerName}" does not declare customerControlled: true`,
-					});
-				}
+				const sovereign =
+					profile === "sovereign"
+						? sovereignJurisdictionRule(region, binding.providerName, provider.capabilities)
+						: undefined;
+				if (sovereign) out.push({ path: binding.path, rule: sovereign });
+				const byo =
+					profile === "byo" && first
+						? byoControlRule(kind, binding.providerName, provider.capabilities)
+						: undefined;
+				if (byo) out.push({ path: binding.path, rule: byo });
 			}
 		}
 	}

@@ -10,27 +10,22 @@ import {
 	tenants,
 } from "../../../db/schema/region";
 import { appendAuditEvent } from "../../audit/audit-chain";
-import { resolveBinding } from "../../policy/check-config";
 import { checkTenantPlacement } from "../../policy/tenant-placement";
 import { formatViolation } from "../../policy/violations";
 import type { DnsRecordType } from "../../providers/types";
 import { newId } from "../../runtime";
 import { certificateKeyBinding } from "../../secrets/bindings";
 import { residentTargets } from "../residency-targets";
+import { tenantProvider, tenantProviderName } from "../tenant-providers";
 import type { JobKind } from "./job-kinds";
 import { PermanentError, RetryableError, type StepContext, type StepFn } from "./step-context";
 
 /** A certificate younger than this share of its lifetime is kept rather than reissued. */
 const REUSE_WHILE_REMAINING = 1 / 3;
 
-function providerName(ctx: StepContext, kind: "dns" | "issuer"): string {
-	const binding = resolveBinding(ctx.platform.config, ctx.tenant.profile, ctx.region.id, kind);
-	if (!binding) {
-		throw new PermanentError(
-			`profile ${ctx.tenant.profile} binds no ${kind} provider in region ${ctx.region.id}`,
-		);
-	}
-	return binding.providerName;
+/** The tenant's own provider for `kind`, or its profile's; undefined when it has neither. */
+function providerFor<K extends "dns" | "issuer">(ctx: StepContext, kind: K) {
+	return tenantProvider(ctx.platform, ctx.region, ctx.tenant, kind);
 }
 
 function audit(
@@ -77,15 +72,15 @@ const dns: StepFn = async (ctx) => {
 			`no eligible data-plane node inside the residency of tenant ${ctx.tenant.id}`,
 		);
 	}
-	if (!resolveBinding(ctx.platform.config, ctx.tenant.profile, ctx.region.id, "dns")) {
+	const bound = await providerFor(ctx, "dns");
+	if (!bound) {
 		// byo without a DNS provider: the customer points the name; the job records where to.
 		await ctx.region.db.transaction((tx) =>
 			ctx.complete(tx, { dnsManagedByCustomer: true, pointTo: [...targets.ipv4, ...targets.ipv6] }),
 		);
 		return;
 	}
-	const name = providerName(ctx, "dns");
-	const provider = ctx.platform.providers.get("dns", name);
+	const { name, provider } = bound;
 	const sets: Array<{ type: DnsRecordType; values: string[] }> = [
 		{ type: "A", values: targets.ipv4 },
 		{ type: "AAAA", values: targets.ipv6 },
@@ -136,10 +131,9 @@ const dns: StepFn = async (ctx) => {
  * resumed job does not issue twice). The key is sealed before it touches the database.
  */
 const certificate: StepFn = async (ctx) => {
-	if (!resolveBinding(ctx.platform.config, ctx.tenant.profile, ctx.region.id, "issuer")) {
-		return awaitUploadedCertificate(ctx);
-	}
-	const issuerName = providerName(ctx, "issuer");
+	const bound = await providerFor(ctx, "issuer");
+	if (!bound) return awaitUploadedCertificate(ctx);
+	const issuerName = bound.name;
 	const now = ctx.platform.clock.now();
 	const [current] = await activeCertificates(ctx);
 	if (current && current.issuer === issuerName) {
@@ -151,9 +145,11 @@ const certificate: StepFn = async (ctx) => {
 			return;
 		}
 	}
-	const issued = await ctx.platform.providers
-		.get("issuer", issuerName)
-		.issue({ tenantId: ctx.tenant.id, regionId: ctx.region.id, hostnames: [ctx.hostname] });
+	const issued = await bound.provider.issue({
+		tenantId: ctx.tenant.id,
+		regionId: ctx.region.id,
+		hostnames: [ctx.hostname],
+	});
 	const id = newId("crt");
 	const sealed = await ctx.platform.secrets.seal(
 		issued.privateKeyPem,
@@ -275,8 +271,15 @@ const removeDns: StepFn = async (ctx) => {
 		.select()
 		.from(dnsRecords)
 		.where(eq(dnsRecords.tenantId, ctx.tenant.id));
-	for (const row of rows)
-		await ctx.platform.providers.get("dns", row.provider).remove(row.name, row.type);
+	for (const row of rows) {
+		// Records written through the tenant's own provider are removed through it too.
+		const provider =
+			row.provider === tenantProviderName("dns")
+				? (await providerFor(ctx, "dns"))?.provider
+				: ctx.platform.providers.get("dns", row.provider);
+		if (!provider) throw new PermanentError(`no provider left to remove ${row.name} ${row.type}`);
+		await provider.remove(row.name, row.type);
+	}
 	await ctx.region.db.transaction(async (tx) => {
 		if (rows.length > 0)
 			await tx.delete(dnsRecords).where(
