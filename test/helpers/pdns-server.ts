@@ -8,7 +8,6 @@
  *   await pdns.query("www.tenants.example.test", "A"); // answers through a real DNS query
  *   await pdns.stop();
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { Resolver } from "node:dns/promises";
 import {
@@ -20,16 +19,16 @@ import {
 	rmSync,
 	writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { createClient } from "@libsql/client";
+import { freeTcpPort, type ServerProcess, spawnServer } from "./server-process";
+
+export { freeTcpPort };
 
 export const PDNS_SCHEMA = "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql";
 const START_DEADLINE_MS = 20_000;
-const STOP_DEADLINE_MS = 5_000;
 const POLL_MS = 50;
-const LOG_LIMIT = 64 * 1024;
 
 export type PdnsQueryType = "A" | "AAAA" | "CNAME" | "TXT" | "NS";
 
@@ -132,14 +131,8 @@ async function initialiseDatabase(path: string): Promise<void> {
 	}
 }
 
-interface Running {
+interface Running extends ServerProcess {
 	apiUrl: string;
-	child: ChildProcess;
-	/** Resolves with the exit code (or signal) once the process has exited. */
-	exited: Promise<string>;
-	hasExited(): boolean;
-	logs(): string;
-	stop(): Promise<void>;
 }
 
 function launch(
@@ -172,43 +165,10 @@ function launch(
 		"--receiver-threads=1",
 		"--distributor-threads=1",
 	];
-	const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
-	let log = "";
-	const append = (chunk: Buffer) => {
-		log = (log + chunk.toString("utf8")).slice(-LOG_LIMIT);
-	};
-	child.stdout?.on("data", append);
-	child.stderr?.on("data", append);
-	let exited = false;
-	const exitedPromise = new Promise<string>((resolve) => {
-		child.once("exit", (code, signal) => {
-			exited = true;
-			resolve(signal ?? `code ${code}`);
-		});
-		child.once("error", (err) => {
-			exited = true;
-			append(Buffer.from(`spawn failed: ${err.message}\n`));
-			resolve("spawn error");
-		});
-	});
-	// A test process that dies without calling stop() must not leave pdns_server behind.
-	const killOnExit = () => child.kill("SIGKILL");
-	process.once("exit", killOnExit);
-
+	const server = spawnServer(binary, args);
 	return {
 		apiUrl: `http://127.0.0.1:${config.apiPort}`,
-		child,
-		exited: exitedPromise,
-		hasExited: () => exited,
-		logs: () => log,
-		async stop() {
-			process.removeListener("exit", killOnExit);
-			if (exited) return;
-			child.kill("SIGTERM");
-			const timer = setTimeout(() => child.kill("SIGKILL"), STOP_DEADLINE_MS);
-			await exitedPromise;
-			clearTimeout(timer);
-		},
+		...server,
 	};
 }
 
@@ -308,17 +268,6 @@ function utf8FromOctets(text: string): string {
 }
 
 /** A TCP port on 127.0.0.1 nothing listens on right now (also what a test points at for "down"). */
-export async function freeTcpPort(): Promise<number> {
-	const server = createServer();
-	await new Promise<void>((resolve, reject) => {
-		server.once("error", reject);
-		server.listen(0, "127.0.0.1", resolve);
-	});
-	const address = server.address();
-	await new Promise((resolve) => server.close(resolve));
-	if (address === null || typeof address === "string") throw new Error("no TCP port assigned");
-	return address.port;
-}
 
 /** A port free for both TCP and UDP, as DNS listens on both. */
 async function freeDnsPort(): Promise<number> {

@@ -9,18 +9,15 @@
  */
 // @peculiar/x509 needs the Reflect polyfill loaded before it.
 import "reflect-metadata";
-import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as https from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import * as x509 from "@peculiar/x509";
+import { freeTcpPort, type ServerProcess, spawnServer } from "./server-process";
 
 const START_DEADLINE_MS = 20_000;
-const STOP_DEADLINE_MS = 5_000;
 const POLL_MS = 50;
-const LOG_LIMIT = 64 * 1024;
 
 export interface PebbleOptions {
 	/** `host:port` of the DNS server Pebble asks for `_acme-challenge` TXT records. */
@@ -113,61 +110,17 @@ function pebbleConfig(dir: string, listen: number, management: number, options: 
 	};
 }
 
-interface Running {
-	child: ChildProcess;
-	exited: Promise<string>;
-	hasExited(): boolean;
-	logs(): string;
-	stop(): Promise<void>;
-}
+type Running = ServerProcess;
 
 function launch(binary: string, configFile: string, dnsServer: string): Running {
-	const child = spawn(binary, ["-config", configFile, "-dnsserver", dnsServer], {
-		stdio: ["ignore", "pipe", "pipe"],
-		env: {
-			...process.env,
-			// Validate at once, never reject a good nonce, never reuse an authorization: each
-			// issuance really publishes and validates its challenges, and runs at full speed.
-			PEBBLE_VA_NOSLEEP: "1",
-			PEBBLE_WFE_NONCEREJECT: "0",
-			PEBBLE_AUTHZREUSE: "0",
-		},
+	return spawnServer(binary, ["-config", configFile, "-dnsserver", dnsServer], {
+		...process.env,
+		// Validate at once, never reject a good nonce, never reuse an authorization: each
+		// issuance really publishes and validates its challenges, and runs at full speed.
+		PEBBLE_VA_NOSLEEP: "1",
+		PEBBLE_WFE_NONCEREJECT: "0",
+		PEBBLE_AUTHZREUSE: "0",
 	});
-	let log = "";
-	const append = (chunk: Buffer) => {
-		log = (log + chunk.toString("utf8")).slice(-LOG_LIMIT);
-	};
-	child.stdout?.on("data", append);
-	child.stderr?.on("data", append);
-	let exited = false;
-	const exitedPromise = new Promise<string>((resolve) => {
-		child.once("exit", (code, signal) => {
-			exited = true;
-			resolve(signal ?? `code ${code}`);
-		});
-		child.once("error", (err) => {
-			exited = true;
-			append(Buffer.from(`spawn failed: ${err.message}\n`));
-			resolve("spawn error");
-		});
-	});
-	// A test process that dies without calling stop() must not leave pebble behind.
-	const killOnExit = () => child.kill("SIGKILL");
-	process.once("exit", killOnExit);
-	return {
-		child,
-		exited: exitedPromise,
-		hasExited: () => exited,
-		logs: () => log,
-		async stop() {
-			process.removeListener("exit", killOnExit);
-			if (exited) return;
-			child.kill("SIGTERM");
-			const timer = setTimeout(() => child.kill("SIGKILL"), STOP_DEADLINE_MS);
-			await exitedPromise;
-			clearTimeout(timer);
-		},
-	};
 }
 
 /** Polls the directory until it answers 200 over TLS we trust; fails early if pebble exits. */
@@ -262,16 +215,4 @@ function isExecutable(path: string): boolean {
 	} catch {
 		return false;
 	}
-}
-
-async function freeTcpPort(): Promise<number> {
-	const server = createServer();
-	await new Promise<void>((resolve, reject) => {
-		server.once("error", reject);
-		server.listen(0, "127.0.0.1", resolve);
-	});
-	const address = server.address();
-	await new Promise((resolve) => server.close(resolve));
-	if (address === null || typeof address === "string") throw new Error("no TCP port assigned");
-	return address.port;
 }
