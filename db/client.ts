@@ -3,6 +3,7 @@ import type { LibSQLDatabase } from "drizzle-orm/libsql/driver-core";
 import { drizzle } from "drizzle-orm/libsql/web";
 import * as catalogSchema from "./schema/catalog";
 import * as regionSchema from "./schema/region";
+import { serializeWrites } from "./serialize-writes";
 
 export type CatalogDb = LibSQLDatabase<typeof catalogSchema>;
 export type RegionDb = LibSQLDatabase<typeof regionSchema>;
@@ -79,9 +80,10 @@ export async function openLibsql(
 			...(embedded ? { timeout: 5000 } : {}),
 		});
 		await client.execute("select 1");
+		if (!embedded) return client;
 		// WAL (persistent per file) lets the edge and the CLI read while jobs write.
-		if (embedded) await client.execute("pragma journal_mode = wal");
-		return client;
+		await client.execute("pragma journal_mode = wal");
+		return serializeWrites(client);
 	} catch (err) {
 		client?.close();
 		throw new DatabaseOpenError(location, err);

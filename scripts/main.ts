@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { AppError } from "../functions/errors";
 import { auditVerify } from "./commands/audit-verify";
+import { certRenew } from "./commands/cert-renew";
 import { configCheck } from "./commands/config-check";
 import { keysRotate } from "./commands/keys-rotate";
 import { migrateCommand } from "./commands/migrate";
@@ -21,6 +22,8 @@ Commands:
   tenant list
   node add --region R --name N --address IP --instance URL [--health-url URL]
                                 register a data-plane node and its origins
+  cert renew [--due|--all|--tenant T] [--concurrency N]
+                                renew certificates now (progress on stderr)
   keys rotate [--generate] [--retire]
                                 re-encrypt every stored secret to the current master key
   audit verify [--region R]     check every audit chain; exit 1 naming the first bad event
@@ -38,6 +41,7 @@ const COMMANDS: Record<string, (args: string[], io: CommandIo) => Promise<number
 	"tenant create": tenantCreate,
 	"tenant list": tenantList,
 	"node add": nodeAdd,
+	"cert renew": certRenew,
 	"keys rotate": keysRotate,
 	"audit verify": auditVerify,
 };

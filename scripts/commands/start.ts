@@ -4,6 +4,7 @@ import { serve } from "@hono/node-server";
 import { createApp } from "../../functions/api/app";
 import { isEmbedded } from "../../functions/node/open-platform";
 import { startProvisioningHost } from "../../functions/node/provisioning-host";
+import { startScheduler } from "../../functions/node/scheduler-host";
 import { jsonLogger } from "../../functions/runtime";
 import { type CommandIo, loadConfig, openPlatformFor, parseFlags } from "../lib/cli";
 import { seedDemoDataPlanes } from "../lib/demo-data-planes";
@@ -28,10 +29,13 @@ export async function start(args: string[], io: CommandIo): Promise<number> {
 	const caPath = join(config.dataDir, "ca.pem");
 	await writeTrustBundle(platform, caPath);
 	const origins = isDefault ? await seedDemoDataPlanes(platform, host) : [];
+	// Health probes, failover and renewals; the edge's failed connections trigger a probe at once.
+	const scheduler = startScheduler(platform, { holder: nodeHolder(config.ports.api) });
 	const edge = await startEdge(platform, {
 		host,
 		httpsPort: config.ports.https,
 		httpPort: config.ports.http,
+		onInstanceSuspect: (instanceId) => scheduler.suspect(instanceId),
 	});
 	const provisioning = startProvisioningHost(platform, { holder: nodeHolder(config.ports.api) });
 	const app = createApp(platform, { jobsQueued: provisioning.kick });
@@ -61,6 +65,7 @@ export async function start(args: string[], io: CommandIo): Promise<number> {
 	const stop = async () => {
 		api.close();
 		await provisioning.stop();
+		await scheduler.stop();
 		await edge.close();
 		for (const o of origins) await o.close();
 		platform.close();

@@ -17,7 +17,11 @@ let token: string;
 
 beforeAll(async () => {
 	pdns = await startPdnsServer({ zones: [CUSTOMER_ZONE] });
-	t = await createTestPlatform({ edit: (doc) => void (doc.baseDomain = CUSTOMER_ZONE) });
+	t = await createTestPlatform({
+		edit: (doc) => {
+			doc.baseDomain = CUSTOMER_ZONE;
+		},
+	});
 	app = createApp(t.platform);
 	token = (await createApiToken(t.platform.store, t.platform.clock, { scopes: ["tenants:write"] }))
 		.token;

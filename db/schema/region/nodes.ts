@@ -18,6 +18,17 @@ export const nodes = sqliteTable(
 		consecutiveFailures: integer("consecutive_failures").notNull().default(0),
 		consecutiveSuccesses: integer("consecutive_successes").notNull().default(0),
 		lastProbeAt: integer("last_probe_at", { mode: "timestamp_ms" }),
+		/** Why the last probe failed (null after a success). */
+		lastProbeError: text("last_probe_error"),
+		/** When `state` last changed (health transitions only). */
+		stateChangedAt: integer("state_changed_at", { mode: "timestamp_ms" }),
+		/** Set when the edge saw a connection fail: the next fast probe pass checks the node now. */
+		suspectAt: integer("suspect_at", { mode: "timestamp_ms" }),
+		/**
+		 * The state whose DNS failover has been fully applied. Differs from `state` (or is null)
+		 * while a failover is pending, so a crash in the middle is finished on restart.
+		 */
+		dnsAppliedState: text("dns_applied_state").$type<HealthState>(),
 		updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
 	},
 	(t) => [index("nodes_region_idx").on(t.regionId)],
