@@ -29,7 +29,17 @@ export interface WorkerBundle {
  */
 export async function bundleWorker(env?: string): Promise<WorkerBundle> {
 	const dir = await mkdtemp(join(tmpdir(), "castellan-wrangler-"));
-	const args = [wranglerBin, "deploy", "--dry-run", "--outdir", dir];
+	// The config is named explicitly: wrangler otherwise takes the first wrangler.json it finds
+	// in any parent directory before this repository's wrangler.toml.
+	const args = [
+		wranglerBin,
+		"deploy",
+		"--dry-run",
+		"--outdir",
+		dir,
+		"--config",
+		join(repoRoot, "wrangler.toml"),
+	];
 	if (env) args.push("--env", env);
 	const started = performance.now();
 	try {
