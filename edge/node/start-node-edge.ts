@@ -92,10 +92,11 @@ export async function startNodeEdge(options: NodeEdgeOptions): Promise<NodeEdge>
 
 	const https = createHttpsServer({
 		SNICallback(serverName, done) {
-			const context = routes.current.certificates.contextFor(serverName);
 			// No default certificate: an unknown name fails the handshake rather than show a tenant's.
-			if (context) done(null, context);
-			else done(new Error("unknown server name"));
+			routes.current.certificates.contextFor(serverName).then(
+				(context) => (context ? done(null, context) : done(new Error("unknown server name"))),
+				(err: Error) => done(err),
+			);
 		},
 		minVersion: "TLSv1.2",
 		maxHeaderSize,

@@ -1,6 +1,6 @@
 import { createPrivateKey } from "node:crypto";
 import { createSecureContext, type SecureContext } from "node:tls";
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { certificates } from "../../db/schema/region";
 import type { ControlStore, RegionHandle } from "../../db/store";
 import type { Clock, Logger } from "../../functions/runtime";
@@ -9,25 +9,20 @@ import type { SecretBox } from "../../functions/secrets/secret-box";
 import { normalizeServerName } from "../core/host-name";
 import type { RouteSnapshot, SnapshotHost } from "../core/route-snapshot";
 
-/** A certificate chain and its decrypted key, held in memory only. */
-interface CertificateMaterial {
-	id: string;
-	tenantId: string;
-	certPem: string;
-	keyPem: string;
-}
-
 /**
- * The TLS certificate of every routed hostname. Keys are decrypted once when a certificate
- * first appears; a SecureContext is built on the first handshake for it and then reused.
+ * The TLS certificate of every routed hostname. A key is decrypted, and its SecureContext
+ * built, on the first handshake that needs it (so a start with 100,000 routes does not
+ * decrypt 100,000 keys before serving), then reused until the certificate changes.
  */
 export class CertificateSet {
-	readonly #byHost: Map<string, CertificateMaterial>;
-	readonly #contexts: Map<string, SecureContext | null>;
+	readonly #byHost: Map<string, CertificateMeta>;
+	/** By certificate id; null remembers an unusable certificate so it is logged once. */
+	readonly #contexts: Map<string, Promise<SecureContext | null>>;
 
 	constructor(
-		byHost: Map<string, CertificateMaterial>,
-		contexts: Map<string, SecureContext | null>,
+		byHost: Map<string, CertificateMeta>,
+		contexts: Map<string, Promise<SecureContext | null>>,
+		private readonly secrets: SecretBox,
 		private readonly logger: Logger,
 	) {
 		this.#byHost = byHost;
@@ -35,40 +30,60 @@ export class CertificateSet {
 	}
 
 	/** The context for an SNI name; undefined fails the handshake (there is no default certificate). */
-	contextFor(serverName: string): SecureContext | undefined {
+	async contextFor(serverName: string): Promise<SecureContext | undefined> {
 		const name = this.#byHost.has(serverName) ? serverName : normalizeServerName(serverName);
-		const material = name === undefined ? undefined : this.#byHost.get(name);
-		if (!material) return undefined;
-		let context = this.#contexts.get(material.id);
-		if (context === undefined) {
-			try {
-				context = createSecureContext({ cert: material.certPem, key: material.keyPem });
-			} catch (err) {
-				// Remembered as null so a broken certificate is logged once, not on every handshake.
-				context = null;
-				this.logger.log("error", "edge: unusable certificate", {
-					certificateId: material.id,
-					tenantId: material.tenantId,
-					reason: err instanceof Error ? err.message : String(err),
-				});
-			}
-			this.#contexts.set(material.id, context);
+		const meta = name === undefined ? undefined : this.#byHost.get(name);
+		if (!meta) return undefined;
+		let context = this.#contexts.get(meta.id);
+		if (!context) {
+			context = this.#build(meta);
+			this.#contexts.set(meta.id, context);
 		}
-		return context ?? undefined;
+		return (await context) ?? undefined;
 	}
 
 	get size(): number {
 		return this.#byHost.size;
 	}
 
-	/** @internal used by the next load to keep what is already decrypted. */
-	carryOver(): {
-		materials: Map<string, CertificateMaterial>;
-		contexts: Map<string, SecureContext | null>;
-	} {
-		const materials = new Map<string, CertificateMaterial>();
-		for (const m of this.#byHost.values()) materials.set(m.id, m);
-		return { materials, contexts: this.#contexts };
+	/** @internal used by the next load to keep contexts already built. */
+	carryOver(): Map<string, Promise<SecureContext | null>> {
+		return this.#contexts;
+	}
+
+	async #build(meta: CertificateMeta): Promise<SecureContext | null> {
+		let row: { chainPem: string; ciphertext: string } | undefined;
+		try {
+			[row] = await meta.region.db
+				.select({ chainPem: certificates.chainPem, ciphertext: certificates.privateKeyCiphertext })
+				.from(certificates)
+				.where(eq(certificates.id, meta.id))
+				.limit(1);
+		} catch (err) {
+			// A store hiccup is not the certificate's fault: forget it so the next handshake retries.
+			this.#contexts.delete(meta.id);
+			this.logger.log("warn", "edge: cannot read certificate", {
+				certificateId: meta.id,
+				reason: err instanceof Error ? err.message : String(err),
+			});
+			return null;
+		}
+		try {
+			if (!row) throw new Error("the certificate row is gone");
+			const key = await this.secrets.open(
+				row.ciphertext,
+				certificateKeyBinding(meta.tenantId, meta.id),
+			);
+			return createSecureContext({ cert: row.chainPem, key: toPem(key) });
+		} catch (err) {
+			// Its hostname then fails the handshake: better than serving someone else's certificate.
+			this.logger.log("error", "edge: unusable certificate", {
+				certificateId: meta.id,
+				tenantId: meta.tenantId,
+				reason: err instanceof Error ? err.message : String(err),
+			});
+			return null;
+		}
 	}
 }
 
@@ -78,7 +93,7 @@ export interface LoadCertificatesOptions {
 	snapshot: RouteSnapshot;
 	clock: Clock;
 	logger: Logger;
-	/** The set in use: certificates it already holds are not read or decrypted again. */
+	/** The set in use: contexts it already built are kept. */
 	previous?: CertificateSet | undefined;
 }
 
@@ -92,10 +107,7 @@ interface CertificateMeta {
 	region: RegionHandle;
 }
 
-const FETCH_BATCH = 200;
-const DECRYPT_CONCURRENCY = 32;
-
-/** Picks, reads and decrypts the active certificate of every host in the snapshot. */
+/** Picks the active certificate of every host in the snapshot (metadata only: nothing decrypted). */
 export async function loadCertificateSet(
 	options: LoadCertificatesOptions,
 ): Promise<CertificateSet> {
@@ -110,34 +122,18 @@ export async function loadCertificateSet(
 		else byTenantHost.set(key, [m]);
 	}
 
-	const chosen = new Map<string, CertificateMeta>();
+	const byHost = new Map<string, CertificateMeta>();
 	const now = options.clock.now().getTime();
 	for (const host of snapshot.hosts) {
 		const hostname = normalizeServerName(host.hostname);
 		const meta = hostname && pickCertificate(host, hostname, byId, byTenantHost, now);
-		if (hostname && meta) chosen.set(hostname, meta);
+		if (hostname && meta) byHost.set(hostname, meta);
 	}
-
-	const carried = options.previous?.carryOver();
-	const materials = new Map<string, CertificateMaterial>();
-	const missing = new Map<string, CertificateMeta>();
-	for (const meta of chosen.values()) {
-		const known = carried?.materials.get(meta.id);
-		if (known) materials.set(meta.id, known);
-		else missing.set(meta.id, meta);
-	}
-	for (const m of await readAndDecrypt([...missing.values()], secrets, logger))
-		materials.set(m.id, m);
-
-	const byHost = new Map<string, CertificateMaterial>();
-	for (const [hostname, meta] of chosen) {
-		const material = materials.get(meta.id);
-		if (material) byHost.set(hostname, material);
-	}
-	const contexts = new Map<string, SecureContext | null>();
-	for (const [id, context] of carried?.contexts ?? [])
-		if (materials.has(id)) contexts.set(id, context);
-	return new CertificateSet(byHost, contexts, logger);
+	const kept = new Set([...byHost.values()].map((m) => m.id));
+	const contexts = new Map<string, Promise<SecureContext | null>>();
+	for (const [id, context] of options.previous?.carryOver() ?? [])
+		if (kept.has(id)) contexts.set(id, context);
+	return new CertificateSet(byHost, contexts, secrets, logger);
 }
 
 /**
@@ -182,54 +178,6 @@ async function readActiveCertificates(store: ControlStore): Promise<CertificateM
 		}),
 	);
 	return perRegion.flat();
-}
-
-async function readAndDecrypt(
-	metas: CertificateMeta[],
-	secrets: SecretBox,
-	logger: Logger,
-): Promise<CertificateMaterial[]> {
-	const rows: Array<{ meta: CertificateMeta; chainPem: string; ciphertext: string }> = [];
-	const byRegion = new Map<RegionHandle, CertificateMeta[]>();
-	for (const m of metas) byRegion.set(m.region, [...(byRegion.get(m.region) ?? []), m]);
-	for (const [region, list] of byRegion) {
-		for (let i = 0; i < list.length; i += FETCH_BATCH) {
-			const batch = new Map(list.slice(i, i + FETCH_BATCH).map((m) => [m.id, m]));
-			const found = await region.db
-				.select({
-					id: certificates.id,
-					chainPem: certificates.chainPem,
-					ciphertext: certificates.privateKeyCiphertext,
-				})
-				.from(certificates)
-				.where(and(inArray(certificates.id, [...batch.keys()]), eq(certificates.status, "active")));
-			for (const r of found)
-				rows.push({ meta: batch.get(r.id)!, chainPem: r.chainPem, ciphertext: r.ciphertext });
-		}
-	}
-
-	const out: CertificateMaterial[] = [];
-	for (let i = 0; i < rows.length; i += DECRYPT_CONCURRENCY) {
-		const batch = rows.slice(i, i + DECRYPT_CONCURRENCY);
-		const opened = await Promise.all(
-			batch.map(async ({ meta, chainPem, ciphertext }) => {
-				try {
-					const key = await secrets.open(ciphertext, certificateKeyBinding(meta.tenantId, meta.id));
-					return { id: meta.id, tenantId: meta.tenantId, certPem: chainPem, keyPem: toPem(key) };
-				} catch (err) {
-					// Its hostname then fails the handshake: better than serving someone else's certificate.
-					logger.log("error", "edge: cannot decrypt certificate key", {
-						certificateId: meta.id,
-						tenantId: meta.tenantId,
-						reason: err instanceof Error ? err.message : String(err),
-					});
-					return undefined;
-				}
-			}),
-		);
-		for (const m of opened) if (m) out.push(m);
-	}
-	return out;
 }
 
 /** Keys are sealed as PKCS#8 PEM text; raw PKCS#8 DER is accepted too. */

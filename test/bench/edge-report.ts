@@ -196,6 +196,7 @@ export function report(input: ReportInput): void {
 	}
 	for (const name of input.skipped) banner(`SKIPPED: ${name} not installed, its figures are null`);
 
+	const hundredK = (many?.hosts ?? 0) >= 100_000;
 	const round2 = (n: number | undefined) =>
 		n === undefined || !Number.isFinite(n) ? null : Math.round(n * 100) / 100;
 	const json = {
@@ -206,7 +207,7 @@ export function report(input: ReportInput): void {
 		caddy_1proc_rps: round2(rps("caddy_1proc")),
 		nginx_1worker_rps: round2(rps("nginx_1worker")),
 		node_plain_proxy_rps: round2(rps("node_plain")),
-		edge_100k_routes_rps: round2(input.many?.rps),
+		edge_bulk_routes_rps: round2(input.many?.rps),
 		direct_p50_ms: round2(s.get("direct")?.p50Ms),
 		direct_p99_ms: round2(s.get("direct")?.p99Ms),
 		edge_p50_ms: round2(edge?.p50Ms),
@@ -217,7 +218,7 @@ export function report(input: ReportInput): void {
 		nginx_p99_ms: round2(s.get("nginx")?.p99Ms),
 		caddy_1proc_p99_ms: round2(s.get("caddy_1proc")?.p99Ms),
 		nginx_1worker_p99_ms: round2(s.get("nginx_1worker")?.p99Ms),
-		edge_100k_routes_p99_ms: round2(input.many?.p99Ms),
+		edge_bulk_routes_p99_ms: round2(input.many?.p99Ms),
 		edge_cpu_us_per_req: round2(edge?.peerCpuUs),
 		caddy_cpu_us_per_req: round2(caddy?.peerCpuUs),
 		nginx_cpu_us_per_req: round2(s.get("nginx")?.peerCpuUs),
@@ -232,11 +233,13 @@ export function report(input: ReportInput): void {
 		edge_cpu_vs_caddy_cpu: ratio(edge?.peerCpuUs, caddy?.peerCpuUs),
 		goal_met: goalMet,
 		edge_rss_mb_few_routes: few?.idle.rssMb ?? null,
-		edge_rss_mb_100k_routes: many?.idle.rssMb ?? null,
-		edge_rss_mb_100k_routes_after_load: many?.afterLoad?.rssMb ?? null,
-		edge_peak_rss_mb_100k_routes: round2(many?.peakRssMb),
-		edge_heap_mb_100k_routes: many?.idle.heapUsedMb ?? null,
-		edge_ready_s_100k_routes: many ? round2(many.loadMs / 1000) : null,
+		// The *_100k_* keys only when 100,000 routes were loaded; *_bulk_* whatever BENCH_ROUTES was.
+		edge_rss_mb_100k_routes: hundredK ? (many?.idle.rssMb ?? null) : null,
+		edge_rss_mb_bulk_routes: many?.idle.rssMb ?? null,
+		edge_rss_mb_bulk_routes_after_load: many?.afterLoad?.rssMb ?? null,
+		edge_peak_rss_mb_bulk_routes: round2(many?.peakRssMb),
+		edge_heap_mb_bulk_routes: many?.idle.heapUsedMb ?? null,
+		edge_ready_s_bulk_routes: many ? round2(many.loadMs / 1000) : null,
 		node_baseline_rss_mb: input.baselineRssMb,
 		routes: many?.hosts ?? null,
 		bench_seconds: input.config.seconds,
@@ -245,6 +248,8 @@ export function report(input: ReportInput): void {
 		wrk_connections: input.config.connections,
 		origin: input.originKind,
 		tls: Object.fromEntries([...input.tlsInfo].map(([k, v]) => [k, `${v.protocol} ${v.cipher}`])),
+		// Per peer: runs without other load / all runs; "0/n" means its medians include others' load.
+		clean_runs: Object.fromEntries([...s].map(([k, v]) => [k, `${v.clean}/${v.of}`])),
 		skipped: input.skipped,
 		problems: input.problems.length,
 	};
