@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { secretSettingSchema } from "../providers/secret-setting";
 
 export const PROFILE_NAMES = ["standard", "sovereign", "byo"] as const;
 export type ProfileName = (typeof PROFILE_NAMES)[number];
@@ -63,21 +64,18 @@ export const masterKeySchema = z.union([
 	}),
 ]);
 
-/** A secret given in the file (tests, labs) or, better, by the name of an environment variable. */
-export const secretValueSchema = z.union([
-	z.string().min(32, "a secret given inline must be at least 32 characters"),
-	z.strictObject({
-		env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "must be an environment variable name"),
-	}),
-]);
-export type SecretValue = z.infer<typeof secretValueSchema>;
+/** A webhook secret: `{ env: NAME }` or inline, then long enough to resist guessing. */
+export const webhookSecretSchema = secretSettingSchema.refine(
+	(value) => typeof value !== "string" || value.length >= 32,
+	"a secret given inline must be at least 32 characters",
+);
 
 export const platformSchema = z.strictObject({
 	id: z
 		.string()
 		.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lower-case letters, digits and dashes"),
 	/** HMAC secrets accepted for this platform's webhooks; several at once during rotation. */
-	secrets: z.array(secretValueSchema).min(1, "give at least one webhook secret"),
+	secrets: z.array(webhookSecretSchema).min(1, "give at least one webhook secret"),
 	/** Where Castellan tells the platform that an endpoint is live (signed the same way). */
 	notifyUrl: z.string().url().optional(),
 });

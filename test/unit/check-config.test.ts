@@ -241,6 +241,24 @@ describe("config check", () => {
 		expect(check(doc)).toEqual([]);
 	});
 
+	it("refuses a short inline webhook secret and an http notify URL, accepts env references", () => {
+		const doc = base();
+		doc.webhooks = {
+			platforms: [
+				{ id: "acme", secrets: ["too-short"], notifyUrl: "http://platform.example/hooks" },
+			],
+		};
+		expect(lines(doc)).toEqual([
+			"$.webhooks.platforms[0].secrets[0]: a secret given inline must be at least 32 characters",
+		]);
+		doc.webhooks.platforms[0].secrets = [{ env: "ACME_WEBHOOK_SECRET" }];
+		expect(lines(doc)).toEqual([
+			"$.webhooks.platforms[0].notifyUrl: must be an https:// URL (http:// is allowed only for loopback addresses)",
+		]);
+		doc.webhooks.platforms[0].notifyUrl = "https://platform.example/hooks";
+		expect(lines(doc)).toEqual([]);
+	});
+
 	it("refuses a config that enables no profile", () => {
 		const doc = base();
 		doc.profiles = {};
