@@ -7,7 +7,7 @@ import { probeNodes } from "../../functions/jobs/probe-nodes";
 import { renewDueCertificates } from "../../functions/jobs/renew-due-certificates";
 import { oneThirdRemainingAt } from "../../functions/jobs/renewal-policy";
 import { type PdnsServer, startPdnsServer } from "../helpers/pdns-server";
-import { type HealthOrigin, startHealthOrigin } from "./helpers/health-origins";
+import type { HealthOrigin } from "./helpers/health-origins";
 import {
 	activeCertificates,
 	addNode,
@@ -17,6 +17,7 @@ import {
 	EU,
 	type JobsFixture,
 	nodeRow,
+	twoEuNodesTwoTenants,
 	ZONE,
 } from "./helpers/jobs-fixture";
 import { spawnRunner } from "./helpers/spawn-runner";
@@ -129,23 +130,8 @@ describe("kill -9 during a failover, then restart: the failover completes once",
 
 	async function twoNodesTwoTenants() {
 		fx = await createJobsFixture({ pdns });
-		const a = await startHealthOrigin();
-		const b = await startHealthOrigin();
+		const { a, b, aId } = await twoEuNodesTwoTenants(fx.platform);
 		origins.push(a, b);
-		const aId = await addNode(fx.platform, {
-			region: EU,
-			name: "eu-a",
-			address: "192.0.2.10",
-			healthUrl: a.healthUrl,
-		});
-		await addNode(fx.platform, {
-			region: EU,
-			name: "eu-b",
-			address: "192.0.2.11",
-			healthUrl: b.healthUrl,
-		});
-		await addTenant(fx.platform, { id: "ten_x", slug: "x", home: EU });
-		await addTenant(fx.platform, { id: "ten_y", slug: "y", home: EU });
 		return { f: fx, a, aId };
 	}
 

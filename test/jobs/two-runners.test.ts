@@ -6,7 +6,7 @@ import { probeNodes } from "../../functions/jobs/probe-nodes";
 import { renewDueCertificates } from "../../functions/jobs/renew-due-certificates";
 import { oneThirdRemainingAt } from "../../functions/jobs/renewal-policy";
 import { type PdnsServer, startPdnsServer } from "../helpers/pdns-server";
-import { type HealthOrigin, startHealthOrigin } from "./helpers/health-origins";
+import type { HealthOrigin } from "./helpers/health-origins";
 import {
 	activeCertificates,
 	addNode,
@@ -15,6 +15,7 @@ import {
 	createJobsFixture,
 	EU,
 	type JobsFixture,
+	twoEuNodesTwoTenants,
 	ZONE,
 } from "./helpers/jobs-fixture";
 import { scriptedIssuer } from "./helpers/scripted-issuer";
@@ -112,23 +113,8 @@ describe("two runners on one store: each failover is applied exactly once", () =
 
 	async function deadNode() {
 		fx = await createJobsFixture({ pdns });
-		const a = await startHealthOrigin();
-		const b = await startHealthOrigin();
+		const { a, b, aId } = await twoEuNodesTwoTenants(fx.platform);
 		origins.push(a, b);
-		const aId = await addNode(fx.platform, {
-			region: EU,
-			name: "eu-a",
-			address: "192.0.2.10",
-			healthUrl: a.healthUrl,
-		});
-		await addNode(fx.platform, {
-			region: EU,
-			name: "eu-b",
-			address: "192.0.2.11",
-			healthUrl: b.healthUrl,
-		});
-		for (const id of ["ten_x", "ten_y"])
-			await addTenant(fx.platform, { id, slug: id.slice(4), home: EU });
 		await a.kill();
 		return { f: fx, aId };
 	}

@@ -11,6 +11,7 @@ import { createTenant } from "../../../functions/services/tenants";
 import { FakeClock } from "../../helpers/fake-clock";
 import type { PdnsServer } from "../../helpers/pdns-server";
 import { createTestPlatform, type TestPlatform } from "../../helpers/test-platform";
+import { type HealthOrigin, startHealthOrigin } from "./health-origins";
 
 export const EU = "eu-central";
 export const EU_WEST = "eu-west";
@@ -237,4 +238,32 @@ export async function activeCertificates(platform: Platform, region: string, ten
 		.from(certificates)
 		.where(eq(certificates.tenantId, tenantId));
 	return rows.filter((r) => r.status === "active");
+}
+
+/**
+ * The failover scenario: two EU nodes (`eu-a`, `eu-b`) with real health origins and two EU
+ * tenants (`ten_x`, `ten_y`). The caller owns the origins (to kill `a`, and to stop both).
+ */
+export async function twoEuNodesTwoTenants(platform: Platform): Promise<{
+	a: HealthOrigin;
+	b: HealthOrigin;
+	aId: string;
+}> {
+	const a = await startHealthOrigin();
+	const b = await startHealthOrigin();
+	const aId = await addNode(platform, {
+		region: EU,
+		name: "eu-a",
+		address: "192.0.2.10",
+		healthUrl: a.healthUrl,
+	});
+	await addNode(platform, {
+		region: EU,
+		name: "eu-b",
+		address: "192.0.2.11",
+		healthUrl: b.healthUrl,
+	});
+	for (const id of ["ten_x", "ten_y"])
+		await addTenant(platform, { id, slug: id.slice(4), home: EU });
+	return { a, b, aId };
 }
