@@ -2,10 +2,13 @@ import { createHash } from "node:crypto";
 import { request as httpsRequest } from "node:https";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NodeEdge, startNodeEdge } from "../../edge/node/start-node-edge";
-import { createEdgeFixture, type EdgeFixture } from "./helpers/edge-fixture";
-import { seedInstance, seedRoute, seedTenant, uniqueId } from "./helpers/seed";
-import { BLOCK, startTestOrigin, type TestOrigin } from "./helpers/test-origins";
+import type { NodeEdge } from "../../edge/node/start-node-edge";
+import {
+	type EdgeFixture,
+	type SingleTenantEdge,
+	startSingleTenantEdge,
+} from "./helpers/edge-fixture";
+import { BLOCK, type TestOrigin } from "./helpers/test-origins";
 
 const BLOCKS = 800; // 800 x 64 KiB = 50 MiB
 const expectedSha256 = (() => {
@@ -15,30 +18,18 @@ const expectedSha256 = (() => {
 })();
 
 describe("Node edge: streaming large bodies", () => {
+	let running: SingleTenantEdge;
 	let fx: EdgeFixture;
 	let origin: TestOrigin;
 	let edge: NodeEdge;
 	let name: string;
 
 	beforeAll(async () => {
-		fx = await createEdgeFixture();
-		origin = await startTestOrigin("eu-1");
-		const tenantId = await seedTenant(fx.eu);
-		await seedInstance(fx.eu, { url: origin.url });
-		name = `${uniqueId("stream").replace(/_/g, "-")}.example.net`;
-		await seedRoute(fx.eu, fx, { hostname: name, tenantId });
-		edge = await startNodeEdge({
-			store: fx.temp.store,
-			secrets: fx.secrets,
-			httpsPort: 0,
-			httpPort: 0,
-			host: "127.0.0.1",
-		});
+		running = await startSingleTenantEdge("stream", "eu-1");
+		({ fx, origin, edge, name } = running);
 	});
 	afterAll(async () => {
-		await edge?.close();
-		await origin?.close();
-		fx?.close();
+		await running?.close();
 	});
 
 	it("streams a 50 MiB response: the client has bytes before the origin has finished sending", async () => {

@@ -1,10 +1,13 @@
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NodeEdge, startNodeEdge } from "../../edge/node/start-node-edge";
+import type { NodeEdge } from "../../edge/node/start-node-edge";
 import { statusOf } from "./helpers/edge-clients";
-import { createEdgeFixture, type EdgeFixture } from "./helpers/edge-fixture";
-import { seedInstance, seedRoute, seedTenant, uniqueId } from "./helpers/seed";
-import { startTestOrigin, type TestOrigin } from "./helpers/test-origins";
+import {
+	type EdgeFixture,
+	type SingleTenantEdge,
+	startSingleTenantEdge,
+} from "./helpers/edge-fixture";
+import type { TestOrigin } from "./helpers/test-origins";
 import { decodeFrame, encodeTextFrame, websocketAccept } from "./helpers/websocket-frames";
 
 /** Reads from the socket until `done` finds what it needs in everything read so far. */
@@ -26,30 +29,18 @@ function readUntil<T>(socket: TLSSocket, done: (data: Buffer) => T | undefined):
 }
 
 describe("Node edge: WebSocket pass-through", () => {
+	let running: SingleTenantEdge;
 	let fx: EdgeFixture;
 	let origin: TestOrigin;
 	let edge: NodeEdge;
 	let name: string;
 
 	beforeAll(async () => {
-		fx = await createEdgeFixture();
-		origin = await startTestOrigin("eu-ws");
-		const tenantId = await seedTenant(fx.eu);
-		await seedInstance(fx.eu, { url: origin.url });
-		name = `${uniqueId("ws").replace(/_/g, "-")}.example.net`;
-		await seedRoute(fx.eu, fx, { hostname: name, tenantId });
-		edge = await startNodeEdge({
-			store: fx.temp.store,
-			secrets: fx.secrets,
-			httpsPort: 0,
-			httpPort: 0,
-			host: "127.0.0.1",
-		});
+		running = await startSingleTenantEdge("ws", "eu-ws");
+		({ fx, origin, edge, name } = running);
 	});
 	afterAll(async () => {
-		await edge?.close();
-		await origin?.close();
-		fx?.close();
+		await running?.close();
 	});
 
 	const connect = () =>
